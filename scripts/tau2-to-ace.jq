@@ -83,19 +83,22 @@
 # A field whose source value is missing or null is left out.
 
 # Converts a tau2-bench timestamp such as "2025-08-01T16:20:44.335657"
-# (UTC, no offset) to milliseconds since the Unix epoch.
-def epoch_ms:
+# (UTC, no offset) to microseconds since the Unix epoch. The result is an
+# integer below 2^53, so the double that jq stores it in holds it exactly,
+# and differences between timestamps are exact too. Digits past
+# microseconds are dropped.
+def epoch_us:
   . as $timestamp
   | if type != "string" or (test("^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?$") | not) then
       error("invalid tau2-bench timestamp \($timestamp | tojson): expected YYYY-MM-DDTHH:MM:SS[.ffffff] without offset")
     else
-      (.[0:19] + "Z" | fromdateiso8601) * 1000
-      + (.[19:] | if . == "" then 0 else ("0" + . | tonumber) * 1000 end)
+      (.[0:19] + "Z" | fromdateiso8601) * 1000000
+      + ((.[20:] + "000000")[0:6] | tonumber)
     end;
 
-# Returns count per minute of elapsed_ms, or 0 when no time has passed.
-def per_minute($count; $elapsed_ms):
-  if $elapsed_ms > 0 then $count / ($elapsed_ms / 60000) else 0 end;
+# Returns count per minute of elapsed_us, or 0 when no time has passed.
+def per_minute($count; $elapsed_us):
+  if $elapsed_us > 0 then $count / ($elapsed_us / 60000000) else 0 end;
 
 # Returns true when an LLM call's output was rejected or a tool call failed.
 def failed:
@@ -115,14 +118,14 @@ else . end
 | .info.user_info.llm as $user_model
 | .simulations[]
 | . as $simulation
-| ($simulation.start_time | epoch_ms) as $start_ms
+| ($simulation.start_time | epoch_us) as $start_us
 | foreach $simulation.messages[] as $message (
-    {previous_ms: $start_ms, tool_results: 0, failures: 0, tool_names_by_call_id: {}};
+    {previous_us: $start_us, tool_results: 0, failures: 0, tool_names_by_call_id: {}};
 
-    ($message.timestamp | epoch_ms) as $now_ms
-    | .duration_ms = ($now_ms - .previous_ms)
-    | .elapsed_ms = ($now_ms - $start_ms)
-    | .previous_ms = $now_ms
+    ($message.timestamp | epoch_us) as $now_us
+    | .duration_us = ($now_us - .previous_us)
+    | .elapsed_us = ($now_us - $start_us)
+    | .previous_us = $now_us
     | .failed = ($message | failed)
     | .failures += (if .failed then 1 else 0 end)
     | .tool_results += (if $message.role == "tool" then 1 else 0 end)
@@ -145,10 +148,10 @@ else . end
           end),
         stage_success_rate: (if $state.failed then 0 else 1 end),
         stage_error_rate: (if $state.failed then 1 else 0 end),
-        stage_duration_ms: ($state.duration_ms | round),
+        stage_duration_ms: ($state.duration_us / 1000 | round),
         stage_action_count: (if $role == "tool" then 1 else ($requested_tools | length) end),
-        overall_progress_velocity: per_minute($state.tool_results; $state.elapsed_ms),
-        error_accumulation_rate: per_minute($state.failures; $state.elapsed_ms),
+        overall_progress_velocity: per_minute($state.tool_results; $state.elapsed_us),
+        error_accumulation_rate: per_minute($state.failures; $state.elapsed_us),
         role: $role
       }
     | put("model"; if $role == "assistant" then $agent_model elif $role == "user" then $user_model else null end)
