@@ -1,0 +1,326 @@
+/*
+ * ace-migrate: creates and evolves the ace schema in PostgreSQL.  It applies
+ * the versioned SQL migrations built into the binary (or those of --dir),
+ * records each in a history table, and holds an advisory lock so that
+ * concurrent runs apply each migration once.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ace/config.h"
+#include "ace/log.h"
+#include "ace/migrate.h"
+#include "ace/pool.h"
+#include "cli.h"
+
+#ifndef ACE_VERSION
+#define ACE_VERSION "0.1.0"
+#endif
+
+static const char usage_text[] =
+"Usage: ace-migrate [OPTION]... COMMAND [ARG]\n"
+"Create and evolve the ace schema in PostgreSQL.\n"
+"\n"
+"Commands:\n"
+"  up                  apply every pending migration, oldest first\n"
+"  down [N]            revert the newest N applied migrations (default 1)\n"
+"  status              list migrations: applied, pending, drift or missing\n"
+"  new NAME            create NNNN_NAME.up.sql and .down.sql in --dir (default sql)\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE         read settings from FILE (default: $ACE_CONFIG)\n"
+"  -d, --database-url URL    PostgreSQL URI or key/value string (default: $DATABASE_URL,\n"
+"                            then libpq's PG* variables)\n"
+"      --dir DIR             use the migration files in DIR instead of the built-in ones\n"
+"  -n, --dry-run             print the SQL that would run; change nothing\n"
+"      --allow-drift         run even if an applied migration's file changed or is gone\n"
+"  -w, --wait[=SECONDS]      wait for the database to accept connections\n"
+"                            (default 30 seconds when no value is given)\n"
+"      --log-level LEVEL     error, warning, notice, info or debug (default info)\n"
+"      --log-format FORMAT   logfmt or json (default logfmt)\n"
+"  -h, --help                show this help and exit\n"
+"  -V, --version             show the version and exit\n"
+"\n"
+"Exit status:\n"
+"  0   success\n"
+"  64  invalid command or option\n"
+"  65  an applied migration changed or is missing (drift)\n"
+"  66  the migrations folder cannot be read\n"
+"  69  the database could not be reached\n"
+"  70  a migration failed; the ones before it stay applied\n"
+"  73  'new' could not create its files\n"
+"  78  invalid configuration\n";
+
+enum {
+	OPT_DIR = 256,
+	OPT_ALLOW_DRIFT,
+	OPT_LOG_LEVEL,
+	OPT_LOG_FORMAT,
+};
+
+static const struct option long_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "database-url", required_argument, NULL, 'd' },
+	{ "dir", required_argument, NULL, OPT_DIR },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ "allow-drift", no_argument, NULL, OPT_ALLOW_DRIFT },
+	{ "wait", optional_argument, NULL, 'w' },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct options {
+	const char *config;
+	const char *database_url;
+	const char *dir;
+	const char *log_level;
+	const char *log_format;
+	bool dry_run;
+	bool allow_drift;
+	double wait;		/* seconds; 0: no waiting */
+};
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:d:nw::hV", long_options, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'd': o->database_url = optarg; break;
+		case OPT_DIR: o->dir = optarg; break;
+		case 'n': o->dry_run = true; break;
+		case OPT_ALLOW_DRIFT: o->allow_drift = true; break;
+		case 'w':
+			o->wait = 30;
+			if (optarg != NULL && (ace_parse_seconds(optarg, &o->wait) < 0 || o->wait < 0))
+				cli_usage_error("--wait: invalid duration '%s'", optarg);
+			break;
+		case OPT_LOG_LEVEL: o->log_level = optarg; break;
+		case OPT_LOG_FORMAT: o->log_format = optarg; break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(cli_close_stdout(EXIT_OK));
+		case 'V':
+			printf("ace-migrate %s\n", ACE_VERSION);
+			exit(cli_close_stdout(EXIT_OK));
+		default:
+			fprintf(stderr, "Try '%s --help' for more information.\n", cli_program);
+			exit(EXIT_USAGE);
+		}
+	}
+}
+
+static void
+print_step(void *ctx, const struct ace_migration *m, bool up, const char *sql)
+{
+	const struct options *o = ctx;
+
+	if (!o->dry_run)
+		return;
+	printf("-- %s %04ld_%s%s\n%s", up ? "up" : "down", m->version, m->name,
+	    m->transactional ? "" : " (no transaction)", sql);
+	if (*sql && sql[strlen(sql) - 1] != '\n')
+		putchar('\n');
+	putchar('\n');
+}
+
+static void
+print_done(void *ctx, const struct ace_migration *m, bool up, double ms)
+{
+	(void)ctx;
+	printf("%s %04ld_%s (%.1f ms)\n", up ? "applied" : "reverted", m->version, m->name, ms);
+	fflush(stdout);
+}
+
+static void
+print_waiting(void *ctx)
+{
+	(void)ctx;
+	ace_log(ACE_LOG_NOTICE, "another ace-migrate holds the migration lock; waiting", NULL);
+}
+
+static int
+exit_status_for(int code)
+{
+	switch (code) {
+	case ACE_OK: return EXIT_OK;
+	case ACE_ERR_CONFLICT: return EXIT_DATAERR;
+	case ACE_ERR_RETRY:
+	case ACE_ERR_TIMEOUT: return EXIT_UNAVAILABLE;
+	case ACE_ERR_INVALID: return EXIT_CONFIG;
+	case ACE_ERR_NOT_FOUND: return EXIT_SOFTWARE;
+	}
+	return EXIT_SOFTWARE;
+}
+
+static const char *state_names[] = {
+	[ACE_MIGRATION_APPLIED] = "applied",
+	[ACE_MIGRATION_PENDING] = "pending",
+	[ACE_MIGRATION_DRIFT] = "drift",
+	[ACE_MIGRATION_MISSING] = "missing",
+};
+
+static int
+run_status(PGconn *pg, const struct ace_migration_set *set)
+{
+	struct ace_migration_status *st;
+	struct ace_error err;
+	size_t n;
+	int status = EXIT_OK;
+
+	if (ace_migrate_status(pg, set, &st, &n, &err) != ACE_OK) {
+		cli_error("%s", err.message);
+		return exit_status_for(err.code);
+	}
+	printf("%-8s %-32s %-8s %-21s %s\n", "version", "name", "state", "applied_at", "duration_ms");
+	for (size_t i = 0; i < n; i++) {
+		char duration[32] = "-";
+
+		if (st[i].applied_at[0] != '\0')
+			snprintf(duration, sizeof(duration), "%.1f", st[i].duration_ms);
+		printf("%04ld     %-32s %-8s %-21s %s\n", st[i].version, st[i].name,
+		    state_names[st[i].state], st[i].applied_at[0] ? st[i].applied_at : "-", duration);
+		if (st[i].state == ACE_MIGRATION_DRIFT || st[i].state == ACE_MIGRATION_MISSING)
+			status = EXIT_DATAERR;
+	}
+	free(st);
+	return status;
+}
+
+static long
+parse_steps(const char *text)
+{
+	char *end;
+	long n = strtol(text, &end, 10);
+
+	if (*text == '\0' || *end != '\0' || n < 1 || n > 100000)
+		cli_usage_error("down: invalid number of steps '%s' (expected 1 or more)", text);
+	return n;
+}
+
+static int
+run_new(const struct ace_config *cfg, const struct options *o, int argc, char **argv)
+{
+	const char *dir = o->dir ? o->dir : cfg->migrations_dir ? cfg->migrations_dir : "sql";
+	struct ace_error err;
+	char path[4096];
+
+	if (argc != 2)
+		cli_usage_error("new: expected one NAME");
+	if (ace_migrate_new(dir, argv[1], path, sizeof(path), &err) != ACE_OK) {
+		cli_error("%s", err.message);
+		return err.code == ACE_ERR_INVALID ? EXIT_USAGE :
+		    err.code == ACE_ERR_NOT_FOUND ? EXIT_NOINPUT : EXIT_CANTCREAT;
+	}
+	printf("%s\n", path);
+	path[strlen(path) - strlen(".up.sql")] = '\0';
+	printf("%s.down.sql\n", path);
+	return EXIT_OK;
+}
+
+static PGconn *
+connect_db(const struct ace_config *cfg, const struct options *o, int *status)
+{
+	char shown[512];
+	struct ace_error err;
+	PGconn *pg;
+
+	ace_redact_url(cfg->database_url ? cfg->database_url : "(libpq defaults)", shown, sizeof(shown));
+	if (o->wait > 0 && ace_pg_wait(cfg->database_url, o->wait, &err) != ACE_OK) {
+		cli_error("cannot connect to '%s': %s", shown, err.message);
+		*status = err.code == ACE_ERR_INVALID ? EXIT_CONFIG : EXIT_UNAVAILABLE;
+		return NULL;
+	}
+	pg = ace_pg_connect(cfg->database_url, "ace-migrate", cfg->connect_timeout, &err);
+	if (pg == NULL) {
+		cli_error("cannot connect to '%s': %s", shown, err.message);
+		*status = err.code == ACE_ERR_INVALID ? EXIT_CONFIG : EXIT_UNAVAILABLE;
+	}
+	return pg;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct ace_config cfg;
+	struct ace_migration_set set;
+	struct ace_error err;
+	const char *command, *dir;
+	PGconn *pg = NULL;
+	int status = EXIT_OK, count = 0, rc;
+
+	cli_program = "ace-migrate";
+	parse_options(argc, argv, &o);
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		cli_usage_error("missing command (up, down, status or new)");
+	command = argv[0];
+	if (strcmp(command, "up") != 0 && strcmp(command, "down") != 0 &&
+	    strcmp(command, "status") != 0 && strcmp(command, "new") != 0)
+		cli_usage_error("unknown command '%s' (expected up, down, status or new)", command);
+	if ((strcmp(command, "up") == 0 || strcmp(command, "status") == 0) && argc > 1)
+		cli_usage_error("%s: unexpected argument '%s'", command, argv[1]);
+	if (strcmp(command, "down") == 0 && argc > 2)
+		cli_usage_error("down: unexpected argument '%s'", argv[2]);
+
+	cli_load_config(&cfg, o.config);
+	if (o.database_url)
+		cli_set(&cfg, "database.url", o.database_url, "--database-url");
+	if (o.log_level)
+		cli_set(&cfg, "log.level", o.log_level, "--log-level");
+	if (o.log_format)
+		cli_set(&cfg, "log.format", o.log_format, "--log-format");
+	cli_setup_log(&cfg);
+
+	if (strcmp(command, "new") == 0) {
+		status = run_new(&cfg, &o, argc, argv);
+		ace_config_release(&cfg);
+		return cli_close_stdout(status);
+	}
+
+	dir = o.dir ? o.dir : cfg.migrations_dir;
+	rc = dir ? ace_migrations_load_dir(&set, dir, &err) : ace_migrations_load_embedded(&set, &err);
+	if (rc != ACE_OK) {
+		cli_error("%s", err.message);
+		ace_config_release(&cfg);
+		return rc == ACE_ERR_NOT_FOUND ? EXIT_NOINPUT : EXIT_CONFIG;
+	}
+
+	pg = connect_db(&cfg, &o, &status);
+	if (pg == NULL)
+		goto out;
+
+	if (strcmp(command, "status") == 0) {
+		status = run_status(pg, &set);
+	} else {
+		struct ace_migrate_hooks hooks = {
+			.before = print_step, .after = print_done, .waiting = print_waiting,
+			.ctx = &o, .dry_run = o.dry_run, .allow_drift = o.allow_drift,
+		};
+		bool up = strcmp(command, "up") == 0;
+
+		rc = up ? ace_migrate_up(pg, &set, &hooks, &count, &err) :
+		    ace_migrate_down(pg, &set, argc > 1 ? (int)parse_steps(argv[1]) : 1,
+		    &hooks, &count, &err);
+		if (rc != ACE_OK) {
+			cli_error("%s", err.message);
+			status = exit_status_for(rc);
+		} else if (count == 0 && !o.dry_run) {
+			printf("%s\n", up ? "already up to date" : "nothing to revert");
+		}
+	}
+out:
+	PQfinish(pg);
+	ace_migrations_release(&set);
+	ace_config_release(&cfg);
+	return cli_close_stdout(status);
+}
