@@ -449,6 +449,15 @@ ace_ingest_add(struct ace_ingest *ing, const char *source, uint64_t line_no,
 	return ACE_OK;
 }
 
+void
+ace_ingest_reject(struct ace_ingest *ing, const struct ace_reject *reject)
+{
+	pthread_mutex_lock(&ing->lock);
+	ing->stats.read++;
+	pthread_mutex_unlock(&ing->lock);
+	report_reject(ing, reject);
+}
+
 double
 ace_ingest_deadline(const struct ace_ingest *ing)
 {

@@ -68,6 +68,12 @@ struct ace_ingest *ace_ingest_new(const struct ace_ingest_options *opts, struct 
 int ace_ingest_add(struct ace_ingest *ing, const char *source, uint64_t line_no,
     const char *line, size_t len, struct ace_error *err);
 
+/*
+ * Reports a record rejected before validation (a line too long to read,
+ * say): counts it and passes it to on_reject.
+ */
+void ace_ingest_reject(struct ace_ingest *ing, const struct ace_reject *reject);
+
 /* Monotonic time (ace_monotonic()) at which the current batch is due, or 0 when it is empty. */
 double ace_ingest_deadline(const struct ace_ingest *ing);
 

@@ -1,0 +1,435 @@
+/*
+ * ace-ingest: reads NDJSON metric records from standard input or files,
+ * validates each, and writes the valid ones to performance_metrics in
+ * batches with COPY.  Rejected records are reported with their line number
+ * and kept in --rejects; nothing read before SIGTERM or SIGINT is lost.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "ace/config.h"
+#include "ace/ingest.h"
+#include "ace/lines.h"
+#include "ace/log.h"
+#include "ace/pool.h"
+#include "cli.h"
+
+#ifndef ACE_VERSION
+#define ACE_VERSION "0.1.0"
+#endif
+
+static const char usage_text[] =
+"Usage: ace-ingest [OPTION]... [FILE]...\n"
+"Read NDJSON metric records from FILEs (or standard input; '-' means standard\n"
+"input), validate them, and write them to PostgreSQL in batches with COPY.\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE          read settings from FILE (default: $ACE_CONFIG)\n"
+"  -d, --database-url URL     PostgreSQL URI or key/value string (default: $DATABASE_URL,\n"
+"                             then libpq's PG* variables)\n"
+"  -b, --batch-size N         records per batch (default 100)\n"
+"  -t, --batch-timeout SECS   flush a batch at most SECS after its first record\n"
+"                             arrived (default 1.0; units ms, s, m, h accepted)\n"
+"  -w, --workers N            batches written at once, each on its own connection\n"
+"                             (default 1)\n"
+"  -r, --rejects FILE         append each rejected record, with its reason, to FILE\n"
+"                             as NDJSON\n"
+"      --retry-timeout SECS   how long to retry while the database is unreachable\n"
+"                             before giving up (default 300)\n"
+"      --max-line-bytes N     reject longer lines (default 1048576)\n"
+"  -q, --quiet                do not print the summary or each rejected record\n"
+"      --log-level LEVEL      error, warning, notice, info or debug (default info)\n"
+"      --log-format FORMAT    logfmt or json (default logfmt)\n"
+"  -h, --help                 show this help and exit\n"
+"  -V, --version              show the version and exit\n"
+"\n"
+"A first SIGINT or SIGTERM stops reading, writes every record already read,\n"
+"and exits; a second one stops retrying.\n"
+"\n"
+"Exit status:\n"
+"  0   every record was written (duplicates of stored records count as written)\n"
+"  64  invalid option\n"
+"  65  some records were rejected; all valid records were written\n"
+"  66  an input file cannot be opened\n"
+"  69  the database could not be reached within --retry-timeout; records were\n"
+"      not written (the summary counts them)\n"
+"  70  the server refused the writes (a missing table, permissions)\n"
+"  73  the rejects file cannot be created\n"
+"  74  reading input or writing the rejects file failed\n"
+"  75  interrupted by a second signal before every record was written\n"
+"  78  invalid configuration\n";
+
+enum {
+	OPT_RETRY_TIMEOUT = 256,
+	OPT_MAX_LINE_BYTES,
+	OPT_LOG_LEVEL,
+	OPT_LOG_FORMAT,
+};
+
+static const struct option long_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "database-url", required_argument, NULL, 'd' },
+	{ "batch-size", required_argument, NULL, 'b' },
+	{ "batch-timeout", required_argument, NULL, 't' },
+	{ "workers", required_argument, NULL, 'w' },
+	{ "rejects", required_argument, NULL, 'r' },
+	{ "retry-timeout", required_argument, NULL, OPT_RETRY_TIMEOUT },
+	{ "max-line-bytes", required_argument, NULL, OPT_MAX_LINE_BYTES },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* A flag's value, applied to the configuration after ace.yaml and the environment. */
+struct flag_value {
+	const char *key;
+	const char *flag;
+	const char *value;
+};
+
+struct options {
+	const char *config;
+	const char *rejects;
+	bool quiet;
+	struct flag_value flags[16];
+	int nflags;
+};
+
+/* The first signal stops reading; the second stops retrying. */
+static volatile sig_atomic_t signals_seen;
+static volatile sig_atomic_t stop_retrying;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	signals_seen++;
+	if (signals_seen > 1)
+		stop_retrying = 1;
+}
+
+struct rejects {
+	FILE *file;		/* NULL without --rejects */
+	const char *path;
+	bool quiet;
+	bool write_failed;
+};
+
+/* Prints a rejected record on stderr and appends it to the rejects file. */
+static void
+on_reject(void *ctx, const struct ace_reject *r)
+{
+	struct rejects *rj = ctx;
+
+	if (!rj->quiet)
+		fprintf(stderr, "%s: %s:%llu: %s%s%s%s\n", cli_program,
+		    strcmp(r->source, "-") == 0 ? "<stdin>" : r->source,
+		    (unsigned long long)r->line, r->field, *r->field ? ": " : "",
+		    r->by_server ? "rejected by the server: " : "", r->reason);
+	if (rj->file != NULL && !rj->write_failed) {
+		cJSON *o = cJSON_CreateObject();
+		char *record = strndup(r->record, r->record_len);
+		char *text;
+
+		cJSON_AddStringToObject(o, "source", r->source);
+		cJSON_AddNumberToObject(o, "line", (double)r->line);
+		cJSON_AddStringToObject(o, "field", r->field);
+		cJSON_AddStringToObject(o, "error", r->reason);
+		cJSON_AddStringToObject(o, "stage", r->by_server ? "server" : "validation");
+		/* The record as text: it may not be valid JSON or UTF-8. */
+		cJSON_AddStringToObject(o, "record", record ? record : "");
+		text = cJSON_PrintUnformatted(o);
+		if (text == NULL || fprintf(rj->file, "%s\n", text) < 0 || fflush(rj->file) != 0) {
+			rj->write_failed = true;
+			cli_error("cannot write to rejects file '%s': %s", rj->path, strerror(errno));
+		}
+		cJSON_free(text);
+		free(record);
+		cJSON_Delete(o);
+	}
+}
+
+static void
+add_flag(struct options *o, const char *key, const char *flag, const char *value)
+{
+	o->flags[o->nflags].key = key;
+	o->flags[o->nflags].flag = flag;
+	o->flags[o->nflags].value = value;
+	o->nflags++;
+}
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:d:b:t:w:r:qhV", long_options, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'd': add_flag(o, "database.url", "--database-url", optarg); break;
+		case 'b': add_flag(o, "ingest.batch_size", "--batch-size", optarg); break;
+		case 't': add_flag(o, "ingest.batch_timeout", "--batch-timeout", optarg); break;
+		case 'w': add_flag(o, "ingest.workers", "--workers", optarg); break;
+		case 'r': o->rejects = optarg; break;
+		case OPT_RETRY_TIMEOUT: add_flag(o, "ingest.retry_timeout", "--retry-timeout", optarg); break;
+		case OPT_MAX_LINE_BYTES: add_flag(o, "ingest.max_line_bytes", "--max-line-bytes", optarg); break;
+		case 'q': o->quiet = true; break;
+		case OPT_LOG_LEVEL: add_flag(o, "log.level", "--log-level", optarg); break;
+		case OPT_LOG_FORMAT: add_flag(o, "log.format", "--log-format", optarg); break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(cli_close_stdout(EXIT_OK));
+		case 'V':
+			printf("ace-ingest %s\n", ACE_VERSION);
+			exit(cli_close_stdout(EXIT_OK));
+		default:
+			fprintf(stderr, "Try '%s --help' for more information.\n", cli_program);
+			exit(EXIT_USAGE);
+		}
+		if (o->nflags == (int)(sizeof(o->flags) / sizeof(o->flags[0])))
+			cli_usage_error("too many options");
+	}
+}
+
+static void
+install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;	/* no SA_RESTART: a blocked read must wake up */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+struct run {
+	struct ace_ingest *ing;
+	struct ace_error err;
+	int fatal;		/* ACE_OK until writing stopped for good */
+	bool input_failed;
+	bool interrupted;
+};
+
+/* Reads one input until its end, a signal, or a fatal write error. */
+static void
+read_input(struct run *run, const char *source, int fd, long max_line)
+{
+	struct ace_lines *lines = ace_lines_new(fd, (size_t)max_line);
+
+	if (lines == NULL) {
+		cli_error("out of memory");
+		run->input_failed = true;
+		return;
+	}
+	while (run->fatal == ACE_OK && !signals_seen) {
+		double due = ace_ingest_deadline(run->ing);
+		double timeout = due > 0 ? due - ace_monotonic() : -1;
+		const char *line;
+		size_t len;
+		int rc;
+
+		if (due > 0 && timeout <= 0) {
+			run->fatal = ace_ingest_flush(run->ing, &run->err);
+			continue;
+		}
+		rc = ace_lines_next(lines, timeout, &line, &len);
+		if (rc == ACE_LINES_OK) {
+			run->fatal = ace_ingest_add(run->ing, source, ace_lines_number(lines),
+			    line, len, &run->err);
+		} else if (rc == ACE_LINES_TOO_LONG) {
+			char reason[128];
+			struct ace_reject r = {
+				.source = source, .line = ace_lines_number(lines), .field = "",
+				.reason = reason, .record = "", .record_len = 0,
+			};
+
+			snprintf(reason, sizeof(reason), "line is %zu bytes long, more than the maximum of %ld",
+			    len, max_line);
+			ace_ingest_reject(run->ing, &r);
+		} else if (rc == ACE_LINES_TIMEOUT || rc == ACE_LINES_INTERRUPTED) {
+			continue;
+		} else if (rc == ACE_LINES_EOF) {
+			break;
+		} else {
+			cli_error("cannot read '%s': %s", source, strerror(errno));
+			run->input_failed = true;
+			break;
+		}
+	}
+	ace_lines_free(lines);
+}
+
+static void
+print_summary(const struct ace_ingest_stats *s, double elapsed)
+{
+	fprintf(stderr, "%s: read %llu, written %llu, duplicates %llu, rejected %llu, "
+	    "unwritten %llu, batches %llu, %.3f s, %.0f records/s\n", cli_program,
+	    (unsigned long long)s->read, (unsigned long long)s->written,
+	    (unsigned long long)s->duplicates, (unsigned long long)s->rejected,
+	    (unsigned long long)s->unwritten, (unsigned long long)s->batches, elapsed,
+	    elapsed > 0 ? (double)(s->written + s->duplicates) / elapsed : 0.0);
+}
+
+static int
+exit_status(const struct run *run, const struct ace_ingest_stats *s, bool rejects_failed)
+{
+	if (run->fatal == ACE_ERR_RETRY || run->fatal == ACE_ERR_TIMEOUT)
+		return signals_seen > 1 ? EXIT_TEMPFAIL : EXIT_UNAVAILABLE;
+	if (run->fatal != ACE_OK)
+		return run->fatal == ACE_ERR_SERVER ? EXIT_SOFTWARE : EXIT_IOERR;
+	if (s->unwritten > 0)
+		return EXIT_TEMPFAIL;
+	if (run->input_failed || rejects_failed)
+		return EXIT_IOERR;
+	if (s->rejected > 0)
+		return EXIT_DATAERR;
+	return EXIT_OK;
+}
+
+static struct ace_pool *
+make_pool(const struct ace_config *cfg)
+{
+	struct ace_pool_options po = {
+		.conninfo = cfg->database_url,
+		.application_name = "ace-ingest",
+		.size = cfg->pool_size < cfg->workers ? cfg->workers : cfg->pool_size,
+		.max_overflow = cfg->pool_max_overflow,
+		.recycle = cfg->pool_recycle,
+		.timeout = cfg->pool_timeout,
+		.connect_timeout = cfg->connect_timeout,
+	};
+	struct ace_error err;
+	struct ace_pool *pool = ace_pool_new(&po, &err);
+
+	if (pool == NULL) {
+		cli_error("%s", err.message);
+		exit(EXIT_CONFIG);
+	}
+	return pool;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct rejects rj = { 0 };
+	struct run run = { 0 };
+	struct ace_ingest_stats stats;
+	struct ace_config cfg;
+	struct ace_pool *pool;
+	char shown[512];
+	double started;
+	int status;
+
+	cli_program = "ace-ingest";
+	parse_options(argc, argv, &o);
+	cli_load_config(&cfg, o.config);
+	for (int i = 0; i < o.nflags; i++)
+		cli_set(&cfg, o.flags[i].key, o.flags[i].value, o.flags[i].flag);
+	cli_setup_log(&cfg);
+
+	/* Open every input first, so that a typo fails before anything is written. */
+	for (int i = optind; i < argc; i++) {
+		if (strcmp(argv[i], "-") != 0 && access(argv[i], R_OK) != 0) {
+			cli_error("cannot open '%s': %s", argv[i], strerror(errno));
+			ace_config_release(&cfg);
+			return EXIT_NOINPUT;
+		}
+	}
+	rj.quiet = o.quiet;
+	if (o.rejects != NULL) {
+		rj.path = o.rejects;
+		rj.file = fopen(o.rejects, "a");
+		if (rj.file == NULL) {
+			cli_error("cannot open rejects file '%s': %s", o.rejects, strerror(errno));
+			ace_config_release(&cfg);
+			return EXIT_CANTCREAT;
+		}
+	}
+
+	install_signals();
+	pool = make_pool(&cfg);
+	{
+		struct ace_ingest_options io = {
+			.pool = pool,
+			.batch_size = cfg.batch_size,
+			.batch_timeout = cfg.batch_timeout,
+			.workers = cfg.workers,
+			.retry_timeout = cfg.retry_timeout,
+			.retry_initial_delay = cfg.retry_initial_delay,
+			.retry_max_delay = cfg.retry_max_delay,
+			.on_reject = on_reject,
+			.ctx = &rj,
+			.cancel = &stop_retrying,
+		};
+
+		run.ing = ace_ingest_new(&io, &run.err);
+	}
+	if (run.ing == NULL) {
+		cli_error("%s", run.err.message);
+		return EXIT_SOFTWARE;
+	}
+	ace_redact_url(cfg.database_url ? cfg.database_url : "libpq defaults", shown, sizeof(shown));
+	ace_log(ACE_LOG_DEBUG, "ingest started", "database", shown,
+	    "batch_size", ACE_LOG_INT(cfg.batch_size), "workers", ACE_LOG_INT(cfg.workers), NULL);
+
+	started = ace_monotonic();
+	if (optind >= argc) {
+		read_input(&run, "-", STDIN_FILENO, cfg.max_line_bytes);
+	} else {
+		for (int i = optind; i < argc && run.fatal == ACE_OK && !signals_seen; i++) {
+			int fd = strcmp(argv[i], "-") == 0 ? STDIN_FILENO : open(argv[i], O_RDONLY);
+
+			if (fd < 0) {
+				cli_error("cannot open '%s': %s", argv[i], strerror(errno));
+				run.input_failed = true;
+				continue;
+			}
+			read_input(&run, argv[i], fd, cfg.max_line_bytes);
+			if (fd != STDIN_FILENO)
+				close(fd);
+		}
+	}
+	if (signals_seen)
+		ace_log(ACE_LOG_NOTICE, "signal received: writing the records already read, then exiting", NULL);
+
+	{
+		int rc = ace_ingest_finish(run.ing, &run.err);
+
+		if (run.fatal == ACE_OK)
+			run.fatal = rc;
+	}
+	ace_ingest_stats(run.ing, &stats);
+	if (run.fatal != ACE_OK) {
+		if (run.fatal == ACE_ERR_SERVER && strstr(run.err.message, "42P01") != NULL)
+			cli_error("%s; run 'ace-migrate up' first", run.err.message);
+		else
+			cli_error("%s", run.err.message);
+	}
+	if (!o.quiet)
+		print_summary(&stats, ace_monotonic() - started);
+
+	status = exit_status(&run, &stats, rj.write_failed);
+	ace_ingest_free(run.ing);
+	ace_pool_free(pool);
+	if (rj.file != NULL && fclose(rj.file) != 0 && !rj.write_failed) {
+		cli_error("cannot write to rejects file '%s': %s", rj.path, strerror(errno));
+		status = status == EXIT_OK || status == EXIT_DATAERR ? EXIT_IOERR : status;
+	}
+	ace_config_release(&cfg);
+	return cli_close_stdout(status);
+}
