@@ -44,6 +44,26 @@ ace_monotonic(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Copies a libpq message into out as one line: newlines and tabs become single spaces. */
+static void
+one_line(char *out, size_t len, const char *message)
+{
+	size_t n = 0;
+	bool space = false;
+
+	for (const char *p = message; *p && n + 1 < len; p++) {
+		if (*p == '\n' || *p == '\t' || *p == ' ') {
+			space = n > 0;
+			continue;
+		}
+		if (space && n + 2 < len)
+			out[n++] = ' ';
+		space = false;
+		out[n++] = *p;
+	}
+	out[n] = '\0';
+}
+
 /* Pool connections are quiet: NOTICEs (such as "already exists, skipping") go to the debug log. */
 static void
 notice_to_log(void *arg, const char *message)
@@ -80,13 +100,9 @@ ace_pg_connect(const char *conninfo, const char *application_name,
 	}
 	if (PQstatus(pg) != CONNECTION_OK) {
 		char msg[ACE_ERROR_MAX];
-		size_t n;
 		bool bad_option;
 
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(pg));
-		n = strlen(msg);
-		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-			msg[--n] = '\0';
+		one_line(msg, sizeof(msg), PQerrorMessage(pg));
 		bad_option = strstr(msg, "invalid connection option") != NULL ||
 		    strstr(msg, "invalid URI") != NULL || strstr(msg, "missing \"=\"") != NULL ||
 		    strstr(msg, "invalid integer value") != NULL;
@@ -146,14 +162,10 @@ ace_pg_error(struct ace_error *err, PGconn *conn, const PGresult *res, const cha
 	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	char msg[ACE_ERROR_MAX];
-	size_t n;
 
 	if (primary == NULL)
 		primary = conn ? PQerrorMessage(conn) : "unknown error";
-	snprintf(msg, sizeof(msg), "%s", primary);
-	n = strlen(msg);
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		msg[--n] = '\0';
+	one_line(msg, sizeof(msg), primary);
 	if (*msg == '\0')
 		snprintf(msg, sizeof(msg), "connection lost");
 	if (state != NULL)
