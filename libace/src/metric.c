@@ -469,7 +469,7 @@ static const struct field *
 find_field(const char *name)
 {
 	for (size_t i = 0; i < NFIELDS; i++)
-		if (strcmp(fields[i].name, name) == 0)
+		if (fields[i].name[0] == name[0] && strcmp(fields[i].name, name) == 0)
 			return &fields[i];
 	return NULL;
 }
@@ -738,10 +738,11 @@ ace_metric_copy_row(const struct ace_metric *m, struct ace_buf *row)
 		rc |= ace_buf_putc(row, '\t');
 		if (!(m->present & (1u << i)))
 			rc |= ace_buf_puts(row, "\\N");
-		else if (i == ACE_M_DURATION_MS || i == ACE_M_ACTION_COUNT)
+		else if (m->numbers[i] == floor(m->numbers[i]) && fabs(m->numbers[i]) < 1e15)
 			rc |= ace_buf_printf(row, "%lld", (long long)m->numbers[i]);
 		else
-			rc |= ace_buf_printf(row, "%.17g", m->numbers[i]);
+			/* The columns are real (float4): nine significant digits keep every float4 value. */
+			rc |= ace_buf_printf(row, "%.9g", m->numbers[i]);
 	}
 	rc |= ace_buf_putc(row, '\t');
 	rc |= m->baseline_delta ? put_copy_text(row, m->baseline_delta) : ace_buf_puts(row, "\\N");
