@@ -110,13 +110,25 @@ struct options {
 static volatile sig_atomic_t signals_seen;
 static volatile sig_atomic_t stop_retrying;
 
+/*
+ * The handler also writes to this pipe, which the line reader watches, so a
+ * signal that arrives just before a wait for input still ends the wait.
+ */
+static int wake_pipe[2] = { -1, -1 };
+
 static void
 on_signal(int sig)
 {
 	(void)sig;
+	int saved = errno;
+
 	signals_seen++;
 	if (signals_seen > 1)
 		stop_retrying = 1;
+	if (wake_pipe[1] >= 0 && write(wake_pipe[1], "", 1) < 0) {
+		/* A full pipe already wakes the reader. */
+	}
+	errno = saved;
 }
 
 struct rejects {
@@ -207,6 +219,8 @@ install_signals(void)
 {
 	struct sigaction sa;
 
+	if (pipe2(wake_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+		wake_pipe[0] = wake_pipe[1] = -1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -235,6 +249,7 @@ read_input(struct run *run, const char *source, int fd, long max_line)
 		run->input_failed = true;
 		return;
 	}
+	ace_lines_set_wake_fd(lines, wake_pipe[0]);
 	while (run->fatal == ACE_OK && !signals_seen) {
 		double due = ace_ingest_deadline(run->ing);
 		double timeout = due > 0 ? due - ace_monotonic() : -1;

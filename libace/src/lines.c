@@ -21,6 +21,7 @@ struct ace_lines {
 	bool eof;
 	bool skipping;		/* inside a too-long line, discarding until its newline */
 	size_t skipped;
+	int wake_fd;		/* readable means stop waiting; -1 for none */
 };
 
 struct ace_lines *
@@ -31,6 +32,7 @@ ace_lines_new(int fd, size_t max_line)
 	if (r == NULL)
 		return NULL;
 	r->fd = fd;
+	r->wake_fd = -1;
 	r->max_line = max_line;
 	r->cap = READ_CHUNK * 2;
 	r->buf = malloc(r->cap);
@@ -48,6 +50,12 @@ ace_lines_free(struct ace_lines *r)
 		return;
 	free(r->buf);
 	free(r);
+}
+
+void
+ace_lines_set_wake_fd(struct ace_lines *r, int wake_fd)
+{
+	r->wake_fd = wake_fd;
 }
 
 uint64_t
@@ -77,25 +85,29 @@ make_room(struct ace_lines *r)
 	return 0;
 }
 
-/* Waits for input until the deadline and reads once. */
+/* Waits for input until the deadline (forever when negative) and reads once. */
 static int
 fill(struct ace_lines *r, double deadline)
 {
+	struct pollfd pfd[2] = {
+		{ .fd = r->fd, .events = POLLIN },
+		{ .fd = r->wake_fd, .events = POLLIN },
+	};
 	ssize_t n;
+	int rc, ms = -1;
 
 	if (deadline >= 0) {
-		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
 		double left = deadline - ace_monotonic();
-		int rc;
 
-		if (left < 0)
-			left = 0;
-		rc = poll(&pfd, 1, (int)(left * 1000 + 0.999));
-		if (rc < 0)
-			return errno == EINTR ? ACE_LINES_INTERRUPTED : ACE_LINES_ERROR;
-		if (rc == 0)
-			return ACE_LINES_TIMEOUT;
+		ms = left <= 0 ? 0 : (int)(left * 1000 + 0.999);
 	}
+	rc = poll(pfd, r->wake_fd >= 0 ? 2 : 1, ms);
+	if (rc < 0)
+		return errno == EINTR ? ACE_LINES_INTERRUPTED : ACE_LINES_ERROR;
+	if (r->wake_fd >= 0 && pfd[1].revents != 0)
+		return ACE_LINES_INTERRUPTED;
+	if (rc == 0)
+		return ACE_LINES_TIMEOUT;
 	if (make_room(r) < 0) {
 		errno = ENOMEM;
 		return ACE_LINES_ERROR;

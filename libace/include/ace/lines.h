@@ -28,6 +28,14 @@ struct ace_lines *ace_lines_new(int fd, size_t max_line);
  */
 int ace_lines_next(struct ace_lines *r, double timeout, const char **line, size_t *len);
 
+/*
+ * Makes every wait for input also watch wake_fd: when it is readable (a
+ * signal handler wrote to a pipe, say), ace_lines_next() returns
+ * ACE_LINES_INTERRUPTED instead of waiting.  Nothing is read from wake_fd,
+ * so a wake-up is never lost between a check and a wait.
+ */
+void ace_lines_set_wake_fd(struct ace_lines *r, int wake_fd);
+
 /* The 1-based number of the line last returned (or skipped). */
 uint64_t ace_lines_number(const struct ace_lines *r);
 
