@@ -22,7 +22,7 @@ ace__start_servers() {
   dir=$(mktemp -d "$parent/servers.XXXXXX") || return 1
   if ! env_lines=$("$ACE_SERVERS_SCRIPT" start --fast "$dir"); then
     echo "helpers: scripts/servers start failed; its messages are above" >&2
-    rm -rf -- "$dir"
+    "$ACE_SERVERS_SCRIPT" stop "$dir" >/dev/null 2>&1 || rm -rf -- "$dir"
     return 1
   fi
   eval "$env_lines"
