@@ -26,7 +26,7 @@ teardown() {
   fi
 }
 
-# Prints a valid record of task tN; EXTRA, if given, is added as more JSON members.
+# Prints a valid record of task tN, with the JSON members in EXTRA added when given.
 record() {
   local n=$1 extra=${2:-}
   printf '{"agent_id":"agent-1","task_id":"t%s","stage":"execution","stage_success_rate":0.9%s}\n' \
@@ -92,7 +92,7 @@ expect_stderr_line() {
   return 1
 }
 
-# Polls the table until it holds EXPECTED rows; fails after SECONDS (an integer).
+# Polls the table until it holds EXPECTED rows, and fails after SECONDS (an integer).
 wait_for_rows() {
   local expected=$1 seconds=$2 count deadline
   deadline=$((${EPOCHREALTIME/./} + seconds * 1000000))
@@ -272,7 +272,7 @@ write_mixed_input() {
   finish_fifo_ingest
   expect_status 0
 
-  # The batch was written about 2 s after the record was read; recorded_at must be the read time.
+  # The batch was written about 2 s after the record was read, and recorded_at must be the read time.
   row=$(ace_psql "SELECT recorded_at >= to_timestamp($before),
       recorded_at < to_timestamp($before) + interval '1 second',
       ingested_at - recorded_at >= interval '1.5 seconds'

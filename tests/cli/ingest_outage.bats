@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Tests ace-ingest while its PostgreSQL stops and restarts; the file runs its own servers because it stops them.
+# Tests ace-ingest while PostgreSQL stops and restarts, on servers of its own because it stops them.
 
 bats_require_minimum_version 1.5.0
 
@@ -17,7 +17,8 @@ setup() {
   ace_fresh_db outage
   ace-migrate up >/dev/null
   INGEST_PID=
-  # Retries start at 0.1 s and double; a cap of 0.5 s (default 10 s) notices the restart quickly.
+  # Retry delays start at 0.1 s and double up to ingest.retry_max_delay (default 10 s).
+  # A cap of 0.5 s lets ace-ingest notice the restart quickly.
   export ACE_INGEST_RETRY_MAX_DELAY=0.5
 }
 
@@ -99,7 +100,7 @@ expect_stderr_count() {
   fi
 }
 
-# Polls the table until it holds EXPECTED rows; fails after SECONDS (an integer).
+# Polls the table until it holds EXPECTED rows, and fails after SECONDS (an integer).
 wait_for_rows() {
   local expected=$1 seconds=$2 count deadline
   deadline=$((${EPOCHREALTIME/./} + seconds * 1000000))
@@ -114,7 +115,7 @@ wait_for_rows() {
   done
 }
 
-# Polls the stderr of the background ace-ingest until it contains TEXT; fails after SECONDS.
+# Polls the stderr of the background ace-ingest until it contains TEXT, and fails after SECONDS.
 wait_for_stderr() {
   local text=$1 seconds=$2 tries
   for ((tries = 0; tries < seconds * 20; tries++)); do
