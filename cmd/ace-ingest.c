@@ -13,8 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
+#include <limits.h>
+#include <openssl/evp.h>
 
+#include "ace/buf.h"
 #include "ace/config.h"
 #include "ace/ingest.h"
 #include "ace/lines.h"
@@ -138,6 +140,26 @@ struct rejects {
 	bool write_failed;
 };
 
+/*
+ * Appends the exact bytes of a record that is not valid UTF-8, which the
+ * "record" field can only show with U+FFFD in place of the bad bytes.
+ */
+static int
+put_base64(struct ace_buf *out, const char *data, size_t len)
+{
+	size_t need = 4 * ((len + 2) / 3) + 1;
+	int rc;
+
+	if (len > INT_MAX / 2 || ace_buf_puts(out, ",\"record_base64\":\"") < 0 ||
+	    ace_buf_reserve(out, need) < 0)
+		return -1;
+	rc = EVP_EncodeBlock((unsigned char *)out->data + out->len,
+	    (const unsigned char *)data, (int)len);
+	out->len += (size_t)rc;
+	out->data[out->len] = '\0';
+	return ace_buf_putc(out, '"');
+}
+
 /* Prints a rejected record on stderr and appends it to the rejects file. */
 static void
 on_reject(void *ctx, const struct ace_reject *r)
@@ -150,25 +172,29 @@ on_reject(void *ctx, const struct ace_reject *r)
 		    (unsigned long long)r->line, r->field, *r->field ? ": " : "",
 		    r->by_server ? "rejected by the server: " : "", r->reason);
 	if (rj->file != NULL && !rj->write_failed) {
-		cJSON *o = cJSON_CreateObject();
-		char *record = strndup(r->record, r->record_len);
-		char *text;
+		struct ace_buf out = ACE_BUF_INIT;
+		bool replaced = false;
+		int rc = 0;
 
-		cJSON_AddStringToObject(o, "source", r->source);
-		cJSON_AddNumberToObject(o, "line", (double)r->line);
-		cJSON_AddStringToObject(o, "field", r->field);
-		cJSON_AddStringToObject(o, "error", r->reason);
-		cJSON_AddStringToObject(o, "stage", r->by_server ? "server" : "validation");
-		/* The record as text: it may not be valid JSON or UTF-8. */
-		cJSON_AddStringToObject(o, "record", record ? record : "");
-		text = cJSON_PrintUnformatted(o);
-		if (text == NULL || fprintf(rj->file, "%s\n", text) < 0 || fflush(rj->file) != 0) {
+		rc |= ace_buf_puts(&out, "{\"source\":");
+		rc |= ace_buf_put_json_string(&out, r->source, strlen(r->source), NULL);
+		rc |= ace_buf_printf(&out, ",\"line\":%llu,\"field\":", (unsigned long long)r->line);
+		rc |= ace_buf_put_json_string(&out, r->field, strlen(r->field), NULL);
+		rc |= ace_buf_puts(&out, ",\"error\":");
+		rc |= ace_buf_put_json_string(&out, r->reason, strlen(r->reason), NULL);
+		rc |= ace_buf_printf(&out, ",\"stage\":\"%s\",\"record\":",
+		    r->by_server ? "server" : "validation");
+		rc |= ace_buf_put_json_string(&out, r->record, r->record_len, &replaced);
+		if (replaced)
+			rc |= put_base64(&out, r->record, r->record_len);
+		rc |= ace_buf_puts(&out, "}\n");
+		if (rc != 0 || fwrite(out.data, 1, out.len, rj->file) != out.len ||
+		    fflush(rj->file) != 0) {
 			rj->write_failed = true;
-			cli_error("cannot write to rejects file '%s': %s", rj->path, strerror(errno));
+			cli_error("cannot write to rejects file '%s': %s", rj->path,
+			    rc != 0 ? "out of memory" : strerror(errno));
 		}
-		cJSON_free(text);
-		free(record);
-		cJSON_Delete(o);
+		ace_buf_release(&out);
 	}
 }
 

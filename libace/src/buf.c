@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ace/buf.h"
+#include "ace/metric.h"
 
 int
 ace_buf_reserve(struct ace_buf *buf, size_t extra)
@@ -81,6 +82,56 @@ ace_buf_printf(struct ace_buf *buf, const char *fmt, ...)
 	rc = ace_buf_vprintf(buf, fmt, ap);
 	va_end(ap);
 	return rc;
+}
+
+int
+ace_buf_put_json_string(struct ace_buf *buf, const char *s, size_t len, bool *replaced)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	int rc = ace_buf_putc(buf, '"');
+
+	while (i < len && rc == 0) {
+		unsigned char c = p[i];
+		long bad;
+
+		if (c == '"' || c == '\\') {
+			rc |= ace_buf_putc(buf, '\\');
+			rc |= ace_buf_putc(buf, (char)c);
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			rc |= ace_buf_printf(buf, "\\u%04x", c);
+			i++;
+		} else if (c < 0x80) {
+			rc |= ace_buf_putc(buf, (char)c);
+			i++;
+		} else {
+			/* Copy the longest valid UTF-8 run, or replace one bad byte. */
+			size_t run = len - i;
+
+			bad = ace_utf8_invalid_at(s + i, run);
+			if (bad == 0) {
+				rc |= ace_buf_puts(buf, "\xef\xbf\xbd");
+				if (replaced)
+					*replaced = true;
+				i++;
+				continue;
+			}
+			if (bad > 0)
+				run = (size_t)bad;
+			/* Stop the run at the next ASCII byte, which may need escaping. */
+			for (size_t k = 1; k < run; k++) {
+				if (p[i + k] < 0x80) {
+					run = k;
+					break;
+				}
+			}
+			rc |= ace_buf_append(buf, s + i, run);
+			i += run;
+		}
+	}
+	rc |= ace_buf_putc(buf, '"');
+	return rc ? -1 : 0;
 }
 
 void

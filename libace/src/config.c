@@ -196,7 +196,7 @@ set_value(struct ace_config *cfg, const struct ace_config_key *key,
 		    key->type == ACE_CONFIG_SECONDS ? "duration" : "size", text);
 	if (v < key->min || v > key->max)
 		return ace_error_set(err, ACE_ERR_INVALID,
-		    "%s: %s: %s is out of range (%g to %g%s%s)", source, key->name,
+		    "%s: %s: %s is out of range (%.15g to %.15g%s%s)", source, key->name,
 		    text, key->min, key->max, *key->unit ? " " : "", key->unit);
 
 	switch (key->type) {

@@ -3,6 +3,7 @@
 #define ACE_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct ace_buf {
@@ -24,6 +25,13 @@ int ace_buf_puts(struct ace_buf *buf, const char *s);
 int ace_buf_printf(struct ace_buf *buf, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int ace_buf_vprintf(struct ace_buf *buf, const char *fmt, va_list ap);
+
+/*
+ * Appends len bytes as a quoted JSON string.  Control characters, NUL
+ * included, are escaped; a byte that is not valid UTF-8 becomes U+FFFD and
+ * sets *replaced (when not NULL), because JSON text must be UTF-8.
+ */
+int ace_buf_put_json_string(struct ace_buf *buf, const char *s, size_t len, bool *replaced);
 
 /* Empties the buffer but keeps its memory for reuse. */
 void ace_buf_reset(struct ace_buf *buf);
