@@ -157,7 +157,8 @@ compare_versions(const void *a, const void *b)
 static int
 finish_set(struct ace_migration_set *set, struct ace_error *err)
 {
-	qsort(set->items, set->count, sizeof(*set->items), compare_versions);
+	if (set->count > 1)
+		qsort(set->items, set->count, sizeof(*set->items), compare_versions);
 	for (size_t i = 0; i < set->count; i++)
 		if (set->items[i].up_sql == NULL)
 			return ace_error_set(err, ACE_ERR_INVALID,
@@ -298,6 +299,8 @@ lock_history(PGconn *pg, const struct ace_migrate_hooks *hooks, struct ace_error
 		if (rc != ACE_OK)
 			return rc;
 	}
+	if (hooks && hooks->dry_run)
+		return ACE_OK;	/* a dry run creates nothing, not even the history table */
 	return exec_sql(pg, history_ddl, "cannot create the history table", err);
 }
 
