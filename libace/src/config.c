@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,6 +250,18 @@ ace_config_release(struct ace_config *cfg)
 	}
 }
 
+/* Returns whether name is the section part of some key ("ingest" of "ingest.workers"). */
+static bool
+is_section(const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strncmp(keys[i].name, name, n) == 0 && keys[i].name[n] == '.')
+			return true;
+	return false;
+}
+
 /* Applies one scalar found in the YAML tree under the dotted name. */
 static int
 load_scalar(struct ace_config *cfg, const char *path, yaml_node_t *node,
@@ -285,6 +298,9 @@ load_mapping(struct ace_config *cfg, const char *path, yaml_document_t *doc,
 		    (const char *)k->data.scalar.value);
 		if (v->type == YAML_MAPPING_NODE && *prefix == '\0')
 			rc = load_mapping(cfg, path, doc, v, name, err);
+		else if (*prefix == '\0' && is_section(name) && v->type == YAML_SCALAR_NODE &&
+		    v->data.scalar.length == 0)
+			rc = ACE_OK;	/* a section whose keys are all commented out */
 		else
 			rc = load_scalar(cfg, path, v, name, err);
 		if (rc != ACE_OK)

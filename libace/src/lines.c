@@ -167,15 +167,17 @@ ace_lines_next(struct ace_lines *r, double timeout, const char **line, size_t *l
 			}
 		} else if (nl != NULL) {
 			size_t n = (size_t)(nl - (r->buf + r->start));
+			size_t content = n > 0 && nl[-1] == '\r' ? n - 1 : n;
 
-			if (n > r->max_line) {
+			if (content > r->max_line) {
 				r->start += n + 1;
 				r->number++;
 				*len = n;
 				return ACE_LINES_TOO_LONG;
 			}
 			return emit(r, n, r->start + n + 1, line, len);
-		} else if (avail > r->max_line) {
+		} else if (avail > r->max_line + 1 ||
+		    (avail == r->max_line + 1 && r->buf[r->end - 1] != '\r')) {
 			r->skipping = true;
 			r->skipped = 0;
 			scanned = 0;

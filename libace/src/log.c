@@ -1,4 +1,5 @@
 /* Log lines in logfmt or JSON, written whole under a lock. */
+#include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -212,30 +213,42 @@ static void
 redact_uri(const char *url, struct ace_buf *out)
 {
 	const char *auth = strstr(url, "://") + 3;
-	const char *end = auth + strcspn(auth, "/?#");
-	const char *at = NULL;
-	const char *colon = NULL;
-	const char *query;
+	const char *slash = auth + strcspn(auth, "/");
+	const char *at = NULL, *colon = NULL, *query;
 
-	for (const char *p = auth; p < end; p++)
+	/* Like libpq, take the last '@' before the path: a password may hold '?' or '#'. */
+	for (const char *p = auth; p < slash; p++)
 		if (*p == '@')
 			at = p;
 	if (at != NULL)
 		colon = memchr(auth, ':', (size_t)(at - auth));
+	query = strchr(at ? at : auth, '?');
+	if (query == NULL)
+		query = url + strlen(url);
 	if (colon != NULL) {
 		ace_buf_append(out, url, (size_t)(colon + 1 - url));
 		ace_buf_puts(out, "***");
-		ace_buf_append(out, at, (size_t)(end - at));
+		ace_buf_append(out, at, (size_t)(query - at));
 	} else {
-		ace_buf_append(out, url, (size_t)(end - url));
+		ace_buf_append(out, url, (size_t)(query - url));
 	}
-	query = strchr(end, '?');
-	if (query == NULL) {
-		ace_buf_puts(out, end);
-		return;
+	if (*query == '?') {
+		ace_buf_putc(out, '?');
+		redact_query(out, query + 1);
 	}
-	ace_buf_append(out, end, (size_t)(query + 1 - end));
-	redact_query(out, query + 1);
+}
+
+/* Returns whether s starts with a URI scheme and "://", as libpq and Redis URLs do. */
+static bool
+is_uri(const char *s)
+{
+	const char *p = s;
+
+	if (!isalpha((unsigned char)*p))
+		return false;
+	while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+		p++;
+	return strncmp(p, "://", 3) == 0;
 }
 
 static void
@@ -293,7 +306,7 @@ ace_redact_url(const char *url, char *out, size_t len)
 	out[0] = '\0';
 	if (url == NULL)
 		return;
-	if (strstr(url, "://") != NULL)
+	if (is_uri(url))
 		redact_uri(url, &redacted);
 	else
 		redact_keywords(url, &redacted);

@@ -1,5 +1,6 @@
 /* Turns one NDJSON line into a validated metric and a COPY text row. */
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -409,6 +410,8 @@ check_number(const cJSON *item, const struct field *f, struct ace_metric *m,
 	case NONNEG_REAL:
 		if (v < 0)
 			return fail(e, f->name, "%g is negative (must be 0 or more)", v);
+		if (v > FLT_MAX)
+			return fail(e, f->name, "%g is out of range for a real (float4) column", v);
 		break;
 	case NONNEG_INT:
 		if (v != floor(v))
@@ -555,13 +558,14 @@ check_raw(const char *line, size_t len, struct ace_metric_error *e)
 
 /*
  * Moves the members of an input "attributes" object up into the attributes
- * of the row, unless a top-level field of the same name is already there.
+ * of the row.  A member whose name is a known field or is already taken by
+ * a top-level field stays in a nested "attributes" object, so nothing is lost.
  */
 static int
 merge_attributes(cJSON *root, struct ace_metric_error *e)
 {
 	cJSON *given = cJSON_DetachItemFromObjectCaseSensitive(root, "attributes");
-	cJSON *child;
+	cJSON *child, *next;
 
 	if (given == NULL)
 		return 0;
@@ -569,14 +573,18 @@ merge_attributes(cJSON *root, struct ace_metric_error *e)
 		cJSON_Delete(given);
 		return fail(e, "attributes", "expected an object, found %s", json_type_name(given));
 	}
-	while ((child = given->child) != NULL) {
+	for (child = given->child; child != NULL; child = next) {
+		next = child->next;
+		if (find_field(child->string) != NULL ||
+		    cJSON_GetObjectItemCaseSensitive(root, child->string) != NULL)
+			continue;
 		cJSON_DetachItemViaPointer(given, child);
-		if (cJSON_GetObjectItemCaseSensitive(root, child->string) != NULL)
-			cJSON_Delete(child);
-		else
-			cJSON_AddItemToObject(root, child->string, child);
+		cJSON_AddItemToObject(root, child->string, child);
 	}
-	cJSON_Delete(given);
+	if (given->child != NULL)
+		cJSON_AddItemToObject(root, "attributes", given);
+	else
+		cJSON_Delete(given);
 	return 0;
 }
 
@@ -606,6 +614,11 @@ ace_metric_parse(const char *line, size_t len, int64_t now_us,
 		return -1;
 	}
 	m->json = root;
+	m->ids = cJSON_CreateArray();
+	if (m->ids == NULL) {
+		fail(e, "", "out of memory");
+		goto fail;
+	}
 	m->recorded_at_us = now_us;
 
 	/* Validate the known fields and take them out, so that the rest are attributes. */
@@ -624,9 +637,13 @@ ace_metric_parse(const char *line, size_t len, int64_t now_us,
 		seen |= bit;
 		if (check_field(f, item, m, e) < 0)
 			goto fail;
-		/* Keep the strings that m points into alive until release. */
-		if (f->kind != F_AGENT_ID && f->kind != F_TASK_ID && f->kind != F_TASK_TYPE)
-			cJSON_Delete(cJSON_DetachItemViaPointer(root, item));
+		cJSON_DetachItemViaPointer(root, item);
+		/* The id strings that m points into live in m->ids until release. */
+		if ((f->kind == F_AGENT_ID || f->kind == F_TASK_ID || f->kind == F_TASK_TYPE) &&
+		    cJSON_IsString(item))
+			cJSON_AddItemToArray(m->ids, item);
+		else
+			cJSON_Delete(item);
 	}
 
 	if (m->agent_id == NULL) {
@@ -654,18 +671,7 @@ ace_metric_parse(const char *line, size_t len, int64_t now_us,
 	if (merge_attributes(root, e) < 0)
 		goto fail;
 
-	/* Print the attributes without the id fields, which the row stores as columns. */
-	{
-		cJSON *agent = cJSON_DetachItemFromObjectCaseSensitive(root, "agent_id");
-		cJSON *task = cJSON_DetachItemFromObjectCaseSensitive(root, "task_id");
-		cJSON *type = cJSON_DetachItemFromObjectCaseSensitive(root, "task_type");
-
-		m->attributes = cJSON_PrintUnformatted(root);
-		cJSON_AddItemToObject(root, "agent_id", agent);
-		cJSON_AddItemToObject(root, "task_id", task);
-		if (type != NULL)
-			cJSON_AddItemToObject(root, "task_type", type);
-	}
+	m->attributes = cJSON_PrintUnformatted(root);
 	if (m->attributes == NULL) {
 		fail(e, "", "out of memory");
 		goto fail;
@@ -681,9 +687,11 @@ void
 ace_metric_release(struct ace_metric *m)
 {
 	cJSON_Delete(m->json);
+	cJSON_Delete(m->ids);
 	cJSON_free(m->baseline_delta);
 	cJSON_free(m->attributes);
 	m->json = NULL;
+	m->ids = NULL;
 	m->baseline_delta = NULL;
 	m->attributes = NULL;
 	m->agent_id = m->task_id = m->task_type = NULL;
@@ -741,8 +749,14 @@ ace_metric_copy_row(const struct ace_metric *m, struct ace_buf *row)
 		else if (m->numbers[i] == floor(m->numbers[i]) && fabs(m->numbers[i]) < 1e15)
 			rc |= ace_buf_printf(row, "%lld", (long long)m->numbers[i]);
 		else
-			/* The columns are real (float4): nine significant digits keep every float4 value. */
-			rc |= ace_buf_printf(row, "%.9g", m->numbers[i]);
+			/*
+			 * The columns are real (float4): nine digits keep every
+			 * float4 value, and a value too small for a normal float4
+			 * is rounded to float first, because PostgreSQL rejects
+			 * what would underflow to 0.
+			 */
+			rc |= ace_buf_printf(row, "%.9g", fabs(m->numbers[i]) < FLT_MIN ?
+			    (double)(float)m->numbers[i] : m->numbers[i]);
 	}
 	rc |= ace_buf_putc(row, '\t');
 	rc |= m->baseline_delta ? put_copy_text(row, m->baseline_delta) : ace_buf_puts(row, "\\N");

@@ -132,14 +132,18 @@ add_file(struct ace_migration_set *set, const char *file, char *sql, size_t len,
 		free(sql);
 		return err->code;
 	}
+	if ((up && m->up_sql != NULL) || (!up && m->down_sql != NULL)) {
+		free(sql);
+		return ace_error_set(err, ACE_ERR_INVALID,
+		    "two %s files of migration %s have version %04ld (one is '%s')",
+		    up ? "up" : "down", name, version, file);
+	}
 	if (up) {
-		free(m->up_sql);
 		m->up_sql = sql;
 		m->transactional = strncmp(sql, ACE_MIGRATE_NO_TRANSACTION,
 		    strlen(ACE_MIGRATE_NO_TRANSACTION)) != 0;
 		sha256_hex(sql, len, m->checksum);
 	} else {
-		free(m->down_sql);
 		m->down_sql = sql;
 	}
 	return ACE_OK;
@@ -708,18 +712,41 @@ ace_sql_split(const char *sql, int (*fn)(void *ctx, const char *stmt, size_t len
 			continue;
 		}
 		if (p[0] == '/' && p[1] == '*') {
-			const char *end = strstr(p + 2, "*/");
+			/* PostgreSQL block comments nest. */
+			int depth = 0;
 
-			p = end ? end + 2 : p + strlen(p);
+			do {
+				if (p[0] == '/' && p[1] == '*') {
+					depth++;
+					p += 2;
+				} else if (p[0] == '*' && p[1] == '/') {
+					depth--;
+					p += 2;
+				} else {
+					p++;
+				}
+			} while (*p && depth > 0);
 			if (!code)
 				start = p;
 			continue;
 		}
 		if (*p == '\'' || *p == '"') {
+			/* In E'...' strings a backslash escapes the next character. */
+			bool escapes = *p == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
+			    (p - 1 == sql || !(isalnum((unsigned char)p[-2]) || p[-2] == '_'));
 			char quote = *p++;
 
-			while (*p && !(*p == quote && p[1] != quote))
-				p += *p == quote ? 2 : 1;
+			while (*p) {
+				if (escapes && *p == '\\' && p[1]) {
+					p += 2;
+				} else if (*p == quote && p[1] == quote) {
+					p += 2;
+				} else if (*p == quote) {
+					break;
+				} else {
+					p++;
+				}
+			}
 			if (*p)
 				p++;
 			code = true;

@@ -360,12 +360,14 @@ test_attributes_object_merged(void **state)
 	ace_metric_release(&m);
 
 	assert_non_null(attrs);
-	assert_int_equal(cJSON_GetArraySize(attrs), 2);
-	/* A top-level field wins over an attributes member of the same name. */
+	assert_int_equal(cJSON_GetArraySize(attrs), 3);
+	/* A top-level field wins; the clashing members stay nested, not lost. */
 	assert_string_equal(cJSON_GetStringValue(member(attrs, "model")), "top");
 	assert_true(cJSON_GetNumberValue(member(attrs, "seed")) == 7);
-	assert_null(cJSON_GetObjectItemCaseSensitive(attrs, "attributes"));
 	assert_null(cJSON_GetObjectItemCaseSensitive(attrs, "agent_id"));
+	assert_string_equal(cJSON_GetStringValue(member(member(attrs, "attributes"), "model")), "inner");
+	assert_string_equal(cJSON_GetStringValue(member(member(attrs, "attributes"), "agent_id")), "other");
+	assert_int_equal(cJSON_GetArraySize(member(attrs, "attributes")), 2);
 	cJSON_Delete(attrs);
 }
 
@@ -373,8 +375,8 @@ static void
 test_attributes_member_task_type_kept(void **state)
 {
 	/*
-	 * The record has no task_type, so by the merge rule the attributes
-	 * member of that name moves up into the row's attributes.
+	 * task_type names a column, so the attributes member of that name stays
+	 * in a nested attributes object instead of being lost.
 	 */
 	static const char line[] = "{" REQUIRED ",\"attributes\":{\"task_type\":\"retail\",\"seed\":7}}";
 	struct ace_metric m;
@@ -386,7 +388,8 @@ test_attributes_member_task_type_kept(void **state)
 	attrs = cJSON_Parse(m.attributes);
 	column_null = m.task_type == NULL;
 	ace_metric_release(&m);
-	has_task_type = cJSON_GetObjectItemCaseSensitive(attrs, "task_type") != NULL;
+	has_task_type = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(attrs, "attributes"), "task_type") != NULL;
 	has_seed = cJSON_GetObjectItemCaseSensitive(attrs, "seed") != NULL;
 	cJSON_Delete(attrs);
 

@@ -45,7 +45,8 @@ struct ace_metric {
 	double numbers[ACE_M_NUMBERS];
 	char *baseline_delta;		/* JSON object text, or NULL when absent */
 	char *attributes;		/* JSON object text of every other field, "{}" when none */
-	void *json;			/* the parsed document the strings point into */
+	void *json;			/* the parsed document, less the known fields */
+	void *ids;			/* the id strings that agent_id, task_id and task_type point into */
 };
 
 /* Why a record was rejected: the field at fault ("" for the whole line) and the reason. */
