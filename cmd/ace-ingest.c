@@ -464,6 +464,16 @@ main(int argc, char **argv)
 	if (!o.quiet)
 		print_summary(&stats, ace_monotonic() - started);
 
+	{
+		struct ace_pool_stats ps;
+
+		ace_pool_stats(pool, &ps);
+		ace_log(ACE_LOG_DEBUG, "pool counters", "opened", ACE_LOG_INT(ps.opened),
+		    "max_open", ACE_LOG_INT(ps.max_open), "checkouts", ACE_LOG_INT(ps.checkouts),
+		    "recycled", ACE_LOG_INT(ps.recycled), "health_failures", ACE_LOG_INT(ps.health_failures),
+		    "connect_failures", ACE_LOG_INT(ps.connect_failures), "timeouts", ACE_LOG_INT(ps.timeouts),
+		    "retries", ACE_LOG_INT(stats.retries), NULL);
+	}
 	status = exit_status(&run, &stats, rj.write_failed);
 	ace_ingest_free(run.ing);
 	ace_pool_free(pool);
