@@ -29,7 +29,7 @@ SQL      := $(sort $(wildcard sql/*.sql))
 MAN1     := $(wildcard man/*.1)
 MAN5     := $(wildcard man/*.5)
 
-.PHONY: all lib unit check check-asan demo bench-ingest install uninstall clean
+.PHONY: all lib unit check demo bench-ingest install uninstall clean
 
 all: $(BINS)
 
@@ -96,4 +96,4 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man5/,$(notdir $(MAN5)))
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-clang
