@@ -230,9 +230,10 @@ write_mixed_input() {
     "columns of task-1"
   expect_equal "$(ace_psql "SELECT baseline_delta FROM performance_metrics WHERE task_id = 'task-1'")" \
     '{"stage_success_rate": -0.05}' "baseline_delta of task-1"
-  # Unknown fields are kept, the input attributes object is merged, and a top-level field wins over it.
+  # Unknown fields are kept and the input attributes object is merged. A top-level field
+  # wins a name clash, and the clashing member stays in a nested attributes object.
   expect_equal "$(ace_psql "SELECT attributes FROM performance_metrics WHERE task_id = 'task-1'")" \
-    '{"cost": 0.0042, "model": "m-1", "region": "eu", "tokens": 512}' "attributes of task-1"
+    '{"cost": 0.0042, "model": "m-1", "region": "eu", "tokens": 512, "attributes": {"tokens": 1}}' "attributes of task-1"
 
   row=$(ace_psql "SELECT recorded_at = to_timestamp(1583298367.25), task_type IS NULL,
       stage_success_rate IS NULL, stage_duration_ms IS NULL, baseline_delta IS NULL, attributes
