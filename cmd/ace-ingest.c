@@ -45,7 +45,7 @@ static const char usage_text[] =
 "  -r, --rejects FILE         append each rejected record, with its reason, to FILE\n"
 "                             as NDJSON\n"
 "      --retry-timeout SECS   how long to retry while the database is unreachable\n"
-"                             before giving up (default 300)\n"
+"                             before giving up (default 300; units ms, s, m, h)\n"
 "      --max-line-bytes N     reject longer lines (default 1048576)\n"
 "  -q, --quiet                do not print the summary or each rejected record\n"
 "      --log-level LEVEL      error, warning, notice, info or debug (default info)\n"
@@ -330,8 +330,12 @@ exit_status(const struct run *run, const struct ace_ingest_stats *s, bool reject
 {
 	if (run->fatal == ACE_ERR_RETRY || run->fatal == ACE_ERR_TIMEOUT)
 		return signals_seen > 1 ? EXIT_TEMPFAIL : EXIT_UNAVAILABLE;
+	if (run->fatal == ACE_ERR_SERVER)
+		return EXIT_SOFTWARE;
+	if (run->fatal == ACE_ERR_INVALID)
+		return EXIT_CONFIG;
 	if (run->fatal != ACE_OK)
-		return run->fatal == ACE_ERR_SERVER ? EXIT_SOFTWARE : EXIT_IOERR;
+		return EXIT_IOERR;
 	if (s->unwritten > 0)
 		return EXIT_TEMPFAIL;
 	if (run->input_failed || rejects_failed)
@@ -347,14 +351,22 @@ make_pool(const struct ace_config *cfg)
 	struct ace_pool_options po = {
 		.conninfo = cfg->database_url,
 		.application_name = "ace-ingest",
-		.size = cfg->pool_size < cfg->workers ? cfg->workers : cfg->pool_size,
+		.size = cfg->pool_size,
 		.max_overflow = cfg->pool_max_overflow,
 		.recycle = cfg->pool_recycle,
 		.timeout = cfg->pool_timeout,
 		.connect_timeout = cfg->connect_timeout,
 	};
 	struct ace_error err;
-	struct ace_pool *pool = ace_pool_new(&po, &err);
+	struct ace_pool *pool;
+
+	/* Each worker holds one connection while it writes, so all must fit at once. */
+	if (cfg->workers > cfg->pool_size + cfg->pool_max_overflow) {
+		cli_error("ingest.workers (%d) is more than database.pool_size + database.max_overflow (%d + %d)",
+		    cfg->workers, cfg->pool_size, cfg->pool_max_overflow);
+		exit(EXIT_CONFIG);
+	}
+	pool = ace_pool_new(&po, &err);
 
 	if (pool == NULL) {
 		cli_error("%s", err.message);

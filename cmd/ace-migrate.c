@@ -37,7 +37,8 @@ static const char usage_text[] =
 "  -n, --dry-run             print the SQL that would run; change nothing\n"
 "      --allow-drift         run even if an applied migration's file changed or is gone\n"
 "  -w, --wait[=SECONDS]      wait for the database to accept connections\n"
-"                            (default 30 seconds when no value is given)\n"
+"                            (default 30 seconds when no value is given;\n"
+"                            units ms, s, m, h accepted)\n"
 "      --log-level LEVEL     error, warning, notice, info or debug (default info)\n"
 "      --log-format FORMAT   logfmt or json (default logfmt)\n"
 "  -h, --help                show this help and exit\n"
@@ -256,6 +257,7 @@ main(int argc, char **argv)
 	const char *command, *dir;
 	PGconn *pg = NULL;
 	int status = EXIT_OK, count = 0, rc;
+	long steps = 1;
 
 	cli_program = "ace-migrate";
 	parse_options(argc, argv, &o);
@@ -271,6 +273,10 @@ main(int argc, char **argv)
 		cli_usage_error("%s: unexpected argument '%s'", command, argv[1]);
 	if (strcmp(command, "down") == 0 && argc > 2)
 		cli_usage_error("down: unexpected argument '%s'", argv[2]);
+	if (strcmp(command, "down") == 0 && argc == 2)
+		steps = parse_steps(argv[1]);
+	if (strcmp(command, "new") == 0 && o.dry_run)
+		cli_usage_error("new: --dry-run does not apply; new only writes two files");
 
 	cli_load_config(&cfg, o.config);
 	if (o.database_url)
@@ -309,8 +315,7 @@ main(int argc, char **argv)
 		bool up = strcmp(command, "up") == 0;
 
 		rc = up ? ace_migrate_up(pg, &set, &hooks, &count, &err) :
-		    ace_migrate_down(pg, &set, argc > 1 ? (int)parse_steps(argv[1]) : 1,
-		    &hooks, &count, &err);
+		    ace_migrate_down(pg, &set, (int)steps, &hooks, &count, &err);
 		if (rc != ACE_OK) {
 			cli_error("%s", err.message);
 			status = exit_status_for(rc);

@@ -91,7 +91,7 @@ ace_parse_seconds(const char *text, double *seconds)
 		end++;
 	if (strcmp(end, "ms") == 0)
 		scale = 0.001;
-	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+	else if (strcmp(end, "m") == 0)
 		scale = 60;
 	else if (strcmp(end, "h") == 0)
 		scale = 3600;

@@ -161,7 +161,7 @@ backoff_delay(const struct ace_ingest *ing, int attempt)
 		delay *= 2;
 	if (delay > ing->o.retry_max_delay)
 		delay = ing->o.retry_max_delay;
-	/* Full jitter in [delay/2, delay) keeps workers from retrying in step. */
+	/* Equal jitter, a delay in [delay/2, delay), keeps workers from retrying in step. */
 	return delay / 2 + delay / 2 * ((double)rand() / ((double)RAND_MAX + 1));
 }
 
