@@ -48,39 +48,6 @@ write_records() {
   done
 }
 
-count_rows() {
-  ace_psql "SELECT count(*) FROM performance_metrics"
-}
-
-# Fails, printing stdout and stderr of the last run, unless its status is EXPECTED.
-expect_status() {
-  if [[ $status != "$1" ]]; then
-    echo "expected status $1, got $status"
-    echo "stdout: $output"
-    echo "stderr: ${stderr:-}"
-    return 1
-  fi
-}
-
-# Fails unless ACTUAL equals EXPECTED, naming WHAT was compared.
-expect_equal() {
-  if [[ $1 != "$2" ]]; then
-    echo "$3: expected '$2', got '$1'"
-    return 1
-  fi
-}
-
-# Fails unless the last stderr line of the run is the summary with COUNTS
-# ("read 3, written 3, duplicates 0, rejected 0, unwritten 0, batches 1").
-expect_summary() {
-  local counts=$1 last=${stderr_lines[${#stderr_lines[@]} - 1]:-}
-  if [[ ! $last =~ ^ace-ingest:\ $counts,\ [0-9]+\.[0-9]{3}\ s,\ [0-9]+\ records/s$ ]]; then
-    echo "expected the summary 'ace-ingest: $counts, <seconds> s, <rate> records/s'"
-    echo "last stderr line: $last"
-    return 1
-  fi
-}
-
 # Fails unless stderr has the line LINE.
 expect_stderr_line() {
   local line

@@ -17,24 +17,6 @@ setup() {
   ace_fresh_db migrate
 }
 
-# Fails, printing stdout and stderr of the last run, unless its status is EXPECTED.
-expect_status() {
-  if [[ $status != "$1" ]]; then
-    echo "expected status $1, got $status"
-    echo "stdout: $output"
-    echo "stderr: ${stderr:-}"
-    return 1
-  fi
-}
-
-# Fails unless ACTUAL equals EXPECTED, naming WHAT was compared.
-expect_equal() {
-  if [[ $1 != "$2" ]]; then
-    echo "$3: expected '$2', got '$1'"
-    return 1
-  fi
-}
-
 # Prints the tables of the public schema, space-separated and sorted.
 public_tables() {
   ace_psql "SELECT coalesce(string_agg(tablename, ' ' ORDER BY tablename), '') FROM pg_tables WHERE schemaname = 'public'"
