@@ -209,9 +209,14 @@ parse_steps(const char *text)
 static int
 run_new(const struct ace_config *cfg, const struct options *o, int argc, char **argv)
 {
-	const char *dir = o->dir ? o->dir : cfg->migrations_dir ? cfg->migrations_dir : "sql";
+	const char *dir = "sql";
 	struct ace_error err;
 	char path[4096];
+
+	if (o->dir != NULL)
+		dir = o->dir;
+	else if (cfg->migrations_dir != NULL)
+		dir = cfg->migrations_dir;
 
 	if (argc != 2)
 		cli_usage_error("new: expected one NAME");
