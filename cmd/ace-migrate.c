@@ -27,19 +27,23 @@ static const char usage_text[] =
 "  up                  apply every pending migration, oldest first\n"
 "  down [N]            revert the newest N applied migrations (default 1)\n"
 "  status              list migrations: applied, pending, drift or missing\n"
-"  new NAME            create NNNN_NAME.up.sql and .down.sql in --dir (default sql)\n"
+"  new NAME            create NNNN_NAME.up.sql and .down.sql in --dir\n"
+"                      (default sql), numbered above the built-in migrations\n"
 "\n"
 "Options:\n"
 "  -c, --config FILE         read settings from FILE (default: $ACE_CONFIG)\n"
-"  -d, --database-url URL    PostgreSQL URI or key/value string (default: $DATABASE_URL,\n"
-"                            then libpq's PG* variables)\n"
-"      --dir DIR             use the migration files in DIR instead of the built-in ones\n"
+"  -d, --database-url URL    PostgreSQL URI or key/value string\n"
+"                            (default: $DATABASE_URL, else libpq's PG* ones)\n"
+"      --dir DIR             use the migration files in DIR instead of the\n"
+"                            built-in ones (DIR must hold those too)\n"
 "  -n, --dry-run             print the SQL that would run; change nothing\n"
-"      --allow-drift         run even if an applied migration's file changed or is gone\n"
+"      --allow-drift         run even if an applied migration's file changed\n"
+"                            or is gone\n"
 "  -w, --wait[=SECONDS]      wait for the database to accept connections\n"
 "                            (default 30 seconds when no value is given;\n"
 "                            units ms, s, m, h accepted)\n"
-"      --log-level LEVEL     error, warning, notice, info or debug (default info)\n"
+"      --log-level LEVEL     error, warning, notice, info or debug\n"
+"                            (default info)\n"
 "      --log-format FORMAT   logfmt or json (default logfmt)\n"
 "  -h, --help                show this help and exit\n"
 "  -V, --version             show the version and exit\n"
@@ -213,17 +217,26 @@ run_new(const struct ace_config *cfg, const struct options *o, int argc, char **
 	struct ace_error err;
 	char path[4096];
 
+	struct ace_migration_set builtin;
+	long floor = 0;
+
 	if (o->dir != NULL)
 		dir = o->dir;
 	else if (cfg->migrations_dir != NULL)
 		dir = cfg->migrations_dir;
 
+	/* Number above the built-in migrations too, so a copy of them can sit beside it. */
+	if (ace_migrations_load_embedded(&builtin, &err) == ACE_OK && builtin.count > 0)
+		floor = builtin.items[builtin.count - 1].version;
+	ace_migrations_release(&builtin);
+
 	if (argc != 2)
 		cli_usage_error("new: expected one NAME");
-	if (ace_migrate_new(dir, argv[1], path, sizeof(path), &err) != ACE_OK) {
+	if (ace_migrate_new(dir, argv[1], floor, path, sizeof(path), &err) != ACE_OK) {
 		cli_error("%s", err.message);
-		return err.code == ACE_ERR_INVALID ? EXIT_USAGE :
-		    err.code == ACE_ERR_NOT_FOUND ? EXIT_NOINPUT : EXIT_CANTCREAT;
+		if (err.code == ACE_ERR_INVALID || err.code == ACE_ERR_CONFLICT)
+			return EXIT_USAGE;
+		return EXIT_CANTCREAT;
 	}
 	printf("%s\n", path);
 	path[strlen(path) - strlen(".up.sql")] = '\0';
@@ -324,7 +337,7 @@ main(int argc, char **argv)
 		if (rc != ACE_OK) {
 			cli_error("%s", err.message);
 			status = exit_status_for(rc);
-		} else if (count == 0 && !o.dry_run) {
+		} else if (count == 0) {
 			printf("%s\n", up ? "already up to date" : "nothing to revert");
 		}
 	}

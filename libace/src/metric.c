@@ -415,9 +415,9 @@ check_number(const cJSON *item, const struct field *f, struct ace_metric *m,
 		break;
 	case NONNEG_INT:
 		if (v != floor(v))
-			return fail(e, f->name, "%g is not an integer", v);
+			return fail(e, f->name, "%.17g is not an integer", v);
 		if (v < 0 || v > 2147483647.0)
-			return fail(e, f->name, "%g is out of range (0 to 2147483647)", v);
+			return fail(e, f->name, "%.15g is out of range (0 to 2147483647)", v);
 		break;
 	}
 	m->numbers[f->number] = v;
@@ -440,7 +440,7 @@ check_recorded_at(const cJSON *item, struct ace_metric *m, struct ace_metric_err
 
 		/* 253402300800 is 10000-01-01: a bound that keeps a year of four digits. */
 		if (!isfinite(v) || v < 0 || v >= 253402300800.0)
-			return fail(e, "recorded_at", "%g is out of range for epoch seconds", v);
+			return fail(e, "recorded_at", "%.15g is out of range for epoch seconds", v);
 		m->recorded_at_us = llround(v * 1e6);
 		return 0;
 	}
@@ -647,15 +647,15 @@ ace_metric_parse(const char *line, size_t len, int64_t now_us,
 	}
 
 	if (m->agent_id == NULL) {
-		fail(e, "agent_id", "is missing");
+		fail(e, "agent_id", "required field is missing");
 		goto fail;
 	}
 	if (m->task_id == NULL) {
-		fail(e, "task_id", "is missing");
+		fail(e, "task_id", "required field is missing");
 		goto fail;
 	}
 	if (!(seen & (1u << F_STAGE))) {
-		fail(e, "stage", "is missing");
+		fail(e, "stage", "required field is missing");
 		goto fail;
 	}
 	if ((m->present & (1u << ACE_M_SUCCESS_RATE)) && (m->present & (1u << ACE_M_ERROR_RATE)) &&

@@ -625,11 +625,11 @@ write_new_file(const char *path, const char *text, struct ace_error *err)
 }
 
 int
-ace_migrate_new(const char *dir, const char *name, char *path, size_t len,
+ace_migrate_new(const char *dir, const char *name, long floor, char *path, size_t len,
     struct ace_error *err)
 {
 	struct dirent *entry;
-	long highest = 0;
+	long highest = floor;
 	char down[4096], text[512];
 	DIR *d;
 	int rc;
@@ -640,6 +640,9 @@ ace_migrate_new(const char *dir, const char *name, char *path, size_t len,
 		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '_')
 			return ace_error_set(err, ACE_ERR_INVALID,
 			    "invalid migration name '%s' (use lower-case letters, digits and _)", name);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return ace_error_set(err, ACE_ERR_SYSTEM, "cannot create migrations folder '%s': %s",
+		    dir, strerror(errno));
 	d = opendir(dir);
 	if (d == NULL)
 		return ace_error_set(err, ACE_ERR_NOT_FOUND, "cannot open migrations folder '%s': %s",
@@ -649,8 +652,14 @@ ace_migrate_new(const char *dir, const char *name, char *path, size_t len,
 		long version;
 		bool up;
 
-		if (parse_file_name(entry->d_name, &version, other, sizeof(other), &up) == 0 &&
-		    version > highest)
+		if (parse_file_name(entry->d_name, &version, other, sizeof(other), &up) != 0)
+			continue;
+		if (strcmp(other, name) == 0) {
+			closedir(d);
+			return ace_error_set(err, ACE_ERR_CONFLICT,
+			    "a migration named '%s' exists already: %s/%s", name, dir, entry->d_name);
+		}
+		if (version > highest)
 			highest = version;
 	}
 	closedir(d);

@@ -33,10 +33,19 @@ status_states() {
 }
 
 # Copies the built-in migrations to a new folder and sets MIGRATIONS to it.
+# Copies the first three built-in migrations into a folder for --dir, so that
+# the tests below keep their version numbers when more migrations are built in.
 copy_migrations() {
   MIGRATIONS=$BATS_TEST_TMPDIR/sql
   mkdir "$MIGRATIONS"
-  cp "$REPO"/sql/*.sql "$MIGRATIONS"/
+  cp "$REPO"/sql/000[123]_*.sql "$MIGRATIONS"/
+}
+
+# Prints the version that new gives: one above the highest built-in migration.
+next_builtin_version() {
+  local last
+  last=$(ls "$REPO"/sql/*.up.sql | sed 's|.*/||; s|_.*||' | sort -n | tail -n 1)
+  printf '%04d\n' $((10#$last + 1))
 }
 
 # Prints the first 12 hex digits of the SHA-256 of FILE, as drift messages show checksums.
@@ -186,16 +195,24 @@ ALL_TABLES="ace_schema_migrations context_playbooks performance_baselines perfor
 @test "new creates next numbered pair" {
   copy_migrations
 
+  local next
+  next=$(next_builtin_version)
+
   run --separate-stderr ace-migrate --dir "$MIGRATIONS" new add_agent_index
   expect_status 0
-  expect_equal "$output" "$MIGRATIONS/0004_add_agent_index.up.sql"$'\n'"$MIGRATIONS/0004_add_agent_index.down.sql" "stdout"
-  [ -f "$MIGRATIONS/0004_add_agent_index.up.sql" ]
-  [ -f "$MIGRATIONS/0004_add_agent_index.down.sql" ]
+  expect_equal "$output" "$MIGRATIONS/${next}_add_agent_index.up.sql"$'\n'"$MIGRATIONS/${next}_add_agent_index.down.sql" "stdout"
+  [ -f "$MIGRATIONS/${next}_add_agent_index.up.sql" ]
+  [ -f "$MIGRATIONS/${next}_add_agent_index.down.sql" ]
 
-  run --separate-stderr ace-migrate --dir "$BATS_TEST_TMPDIR" new first
+  # An empty or missing folder also numbers above the built-in migrations.
+  run --separate-stderr ace-migrate --dir "$BATS_TEST_TMPDIR/new-folder" new first
   expect_status 0
-  [ -f "$BATS_TEST_TMPDIR/0001_first.up.sql" ]
-  [ -f "$BATS_TEST_TMPDIR/0001_first.down.sql" ]
+  [ -f "$BATS_TEST_TMPDIR/new-folder/${next}_first.up.sql" ]
+  [ -f "$BATS_TEST_TMPDIR/new-folder/${next}_first.down.sql" ]
+
+  run --separate-stderr ace-migrate --dir "$MIGRATIONS" new add_agent_index
+  expect_status 64
+  [[ $stderr == "ace-migrate: a migration named 'add_agent_index' exists already: "* ]]
 }
 
 @test "new pair applies and reverts" {
@@ -205,7 +222,7 @@ ALL_TABLES="ace_schema_migrations context_playbooks performance_baselines perfor
   # The files that new writes hold only comments, so they run as they are.
   run --separate-stderr ace-migrate --dir "$MIGRATIONS" up
   expect_status 0
-  expect_equal "$(history_versions)" "1 2 3 4" "history after up"
+  expect_equal "$(history_versions)" "1 2 3 $((10#$(next_builtin_version)))" "history after up"
 
   run --separate-stderr ace-migrate --dir "$MIGRATIONS" down
   expect_status 0

@@ -108,11 +108,13 @@ int ace_migrate_down(PGconn *pg, const struct ace_migration_set *set, int steps,
     const struct ace_migrate_hooks *hooks, int *reverted, struct ace_error *err);
 
 /*
- * Creates NNNN_name.up.sql and NNNN_name.down.sql in dir, numbered one above
- * the highest version there.  name must be lower-case letters, digits and
- * underscores.  Writes the up file's path into path (of size len).
+ * Creates NNNN_name.up.sql and NNNN_name.down.sql in dir (creating dir when
+ * it is missing), numbered one above the highest of floor and the versions
+ * already in dir.  name must be lower-case letters, digits and underscores,
+ * and no migration in dir may have it already (ACE_ERR_CONFLICT).  Writes
+ * the up file's path into path (of size len).
  */
-int ace_migrate_new(const char *dir, const char *name, char *path, size_t len,
+int ace_migrate_new(const char *dir, const char *name, long floor, char *path, size_t len,
     struct ace_error *err);
 
 /*
