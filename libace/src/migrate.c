@@ -655,9 +655,11 @@ ace_migrate_new(const char *dir, const char *name, long floor, char *path, size_
 		if (parse_file_name(entry->d_name, &version, other, sizeof(other), &up) != 0)
 			continue;
 		if (strcmp(other, name) == 0) {
-			closedir(d);
-			return ace_error_set(err, ACE_ERR_CONFLICT,
+			/* Format first: closedir() frees the entry. */
+			ace_error_set(err, ACE_ERR_CONFLICT,
 			    "a migration named '%s' exists already: %s/%s", name, dir, entry->d_name);
+			closedir(d);
+			return ACE_ERR_CONFLICT;
 		}
 		if (version > highest)
 			highest = version;
