@@ -56,7 +56,11 @@ exec_command(PGconn *pg, const char *sql, struct ace_copy_result *out, const cha
 	return n;
 }
 
-/* Streams rows idx[0..n) of b to a COPY ... FROM STDIN statement. */
+/*
+ * Streams rows idx[0..n) of b to a COPY ... FROM STDIN statement.
+ * TODO: a server that accepts the connection but stops answering blocks the
+ * worker here; a statement_timeout or TCP keepalive setting would bound it.
+ */
 static int
 copy_in(PGconn *pg, const char *sql, const struct ace_batch *b, const size_t *idx,
     size_t n, struct ace_copy_result *out)

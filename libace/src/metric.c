@@ -671,6 +671,11 @@ ace_metric_parse(const char *line, size_t len, int64_t now_us,
 	if (merge_attributes(root, e) < 0)
 		goto fail;
 
+	/*
+	 * TODO: cJSON keeps numbers as doubles, so an integer attribute beyond
+	 * 2^53 loses digits here; keeping exact text needs a parser that keeps
+	 * each number's source span.
+	 */
 	m->attributes = cJSON_PrintUnformatted(root);
 	if (m->attributes == NULL) {
 		fail(e, "", "out of memory");
