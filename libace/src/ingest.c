@@ -45,6 +45,8 @@ struct ace_ingest {
 	pthread_mutex_t reject_lock;	/* serializes on_reject */
 };
 
+static int fatal_status(struct ace_ingest *ing, struct ace_error *err);
+
 static void
 report_reject(struct ace_ingest *ing, const struct ace_reject *r)
 {
@@ -225,7 +227,7 @@ write_batch(struct ace_ingest *ing, struct ace_batch *b, size_t *idx)
 		struct ace_conn *conn;
 		int rc;
 
-		if (ing->fatal != ACE_OK)
+		if (fatal_status(ing, NULL) != ACE_OK)
 			break;
 		conn = ace_pool_checkout(ing->o.pool, &err);
 		if (conn == NULL) {
