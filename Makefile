@@ -10,7 +10,7 @@ CPPFLAGS += -D_GNU_SOURCE -Ilibace/include -Ilibace/src -I$(PG_INC)
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -pthread -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes
-LDLIBS   += -lpq -lyaml -lcjson -lcrypto -lpthread -lm
+LDLIBS   += -lpq -lhiredis -lyaml -lcjson -lcrypto -lpthread -lm
 
 ifeq ($(SAN),1)
 BUILD    := build-asan

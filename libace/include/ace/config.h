@@ -14,7 +14,7 @@
  */
 struct ace_config {
 	char *database_url;		/* libpq URI or key/value string; NULL: libpq's PG* defaults */
-	char *redis_url;		/* redis://[user:password@]host:port/db or unix:///path */
+	char *redis_url;		/* redis://[user:password@]host:port/db or unix:///path?db=N */
 
 	int pool_size;			/* connections the pool keeps open */
 	int pool_max_overflow;		/* extra connections allowed under load */
@@ -35,6 +35,14 @@ struct ace_config {
 	int playbook_ttl;		/* Redis TTL of a playbook */
 	int baseline_ttl;		/* Redis TTL of a baseline */
 	int redis_max_connections;	/* Redis connections per process */
+	double redis_connect_timeout;	/* how long one Redis connection attempt may take */
+	double redis_command_timeout;	/* how long a Redis reply or a free connection is waited for */
+	int redis_breaker_failures;	/* consecutive Redis failures that open the circuit breaker */
+	double redis_breaker_cooldown;	/* how long an open breaker waits before it probes Redis */
+	int negative_ttl;		/* Redis TTL of a value absent from PostgreSQL */
+	int ttl_jitter_percent;		/* each TTL is shortened by a random 0 to this percent */
+	double cache_lock_timeout;	/* lifetime of a load lock, and the longest wait for it */
+	int cache_pipeline_size;	/* filter-mode requests sent to Redis in one pipeline */
 
 	int log_level;			/* enum ace_log_level */
 	int log_format;			/* enum ace_log_format */
