@@ -58,14 +58,15 @@ ALL_TABLES="ace_schema_migrations context_playbooks performance_baselines perfor
 @test "up creates tables and history" {
   run --separate-stderr ace-migrate up
   expect_status 0
-  expect_equal "${#lines[@]}" 3 "stdout lines"
+  expect_equal "${#lines[@]}" 4 "stdout lines"
   [[ ${lines[0]} =~ ^applied\ 0001_performance_metrics\ \([0-9]+\.[0-9]\ ms\)$ ]]
   [[ ${lines[1]} =~ ^applied\ 0002_context_playbooks\ \([0-9]+\.[0-9]\ ms\)$ ]]
   [[ ${lines[2]} =~ ^applied\ 0003_performance_baselines\ \([0-9]+\.[0-9]\ ms\)$ ]]
+  [[ ${lines[3]} =~ ^applied\ 0004_playbook_notify\ \([0-9]+\.[0-9]\ ms\)$ ]]
   expect_equal "$stderr" "" "stderr"
 
   expect_equal "$(public_tables)" "$ALL_TABLES" "tables"
-  expect_equal "$(history_versions)" "1 2 3" "history"
+  expect_equal "$(history_versions)" "1 2 3 4" "history"
 }
 
 @test "second up is already up to date" {
@@ -74,7 +75,7 @@ ALL_TABLES="ace_schema_migrations context_playbooks performance_baselines perfor
   run --separate-stderr ace-migrate up
   expect_status 0
   expect_equal "$output" "already up to date" "stdout"
-  expect_equal "$(history_versions)" "1 2 3" "history"
+  expect_equal "$(history_versions)" "1 2 3 4" "history"
 }
 
 @test "status lists applied migrations" {
@@ -83,7 +84,7 @@ ALL_TABLES="ace_schema_migrations context_playbooks performance_baselines perfor
   run --separate-stderr ace-migrate status
   expect_status 0
   [[ ${lines[0]} =~ ^version\ +name\ +state\ +applied_at\ +duration_ms$ ]]
-  expect_equal "$(status_states)" $'0001 applied\n0002 applied\n0003 applied' "states"
+  expect_equal "$(status_states)" $'0001 applied\n0002 applied\n0003 applied\n0004 applied' "states"
   [[ ${lines[1]} =~ ^0001\ +performance_metrics\ +applied\ +[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z\ +[0-9]+\.[0-9]$ ]]
 }
 
@@ -92,20 +93,20 @@ ALL_TABLES="ace_schema_migrations context_playbooks performance_baselines perfor
 
   run --separate-stderr ace-migrate down
   expect_status 0
-  [[ $output =~ ^reverted\ 0003_performance_baselines\ \([0-9]+\.[0-9]\ ms\)$ ]]
-  expect_equal "$(public_tables)" "ace_schema_migrations context_playbooks performance_metrics" "tables after down"
-  expect_equal "$(history_versions)" "1 2" "history after down"
+  [[ $output =~ ^reverted\ 0004_playbook_notify\ \([0-9]+\.[0-9]\ ms\)$ ]]
+  expect_equal "$(public_tables)" "$ALL_TABLES" "tables after down"
+  expect_equal "$(history_versions)" "1 2 3" "history after down"
 
   run --separate-stderr ace-migrate down 2
   expect_status 0
   expect_equal "${#lines[@]}" 2 "stdout lines of down 2"
-  [[ ${lines[0]} == "reverted 0002_context_playbooks ("* ]]
-  [[ ${lines[1]} == "reverted 0001_performance_metrics ("* ]]
-  expect_equal "$(public_tables)" "ace_schema_migrations" "tables after down 2"
+  [[ ${lines[0]} == "reverted 0003_performance_baselines ("* ]]
+  [[ ${lines[1]} == "reverted 0002_context_playbooks ("* ]]
+  expect_equal "$(public_tables)" "ace_schema_migrations performance_metrics" "tables after down 2"
 
   run --separate-stderr ace-migrate status
   expect_status 0
-  expect_equal "$(status_states)" $'0001 pending\n0002 pending\n0003 pending' "states after down 2"
+  expect_equal "$(status_states)" $'0001 applied\n0002 pending\n0003 pending\n0004 pending' "states after down 2"
 
   run --separate-stderr ace-migrate up
   expect_status 0
@@ -142,9 +143,9 @@ ALL_TABLES="ace_schema_migrations context_playbooks performance_baselines perfor
 
   run --separate-stderr ace-migrate --dry-run down
   expect_status 0
-  expect_equal "$output" "-- down 0003_performance_baselines"$'\n'"$(<"$REPO/sql/0003_performance_baselines.down.sql")" "stdout"
+  expect_equal "$output" "-- down 0004_playbook_notify"$'\n'"$(<"$REPO/sql/0004_playbook_notify.down.sql")" "stdout"
   expect_equal "$(public_tables)" "$ALL_TABLES" "tables"
-  expect_equal "$(history_versions)" "1 2 3" "history"
+  expect_equal "$(history_versions)" "1 2 3 4" "history"
 }
 
 @test "changed applied file is drift" {
@@ -294,10 +295,10 @@ ALL_TABLES="ace_schema_migrations context_playbooks performance_baselines perfor
   done
   ((failed == 0))
 
-  expect_equal "$(ace_psql "SELECT count(*), count(DISTINCT version) FROM ace_schema_migrations")" "3|3" "history rows"
+  expect_equal "$(ace_psql "SELECT count(*), count(DISTINCT version) FROM ace_schema_migrations")" "4|4" "history rows"
   expect_equal "$(public_tables)" "$ALL_TABLES" "tables"
   applied=$(cat "$BATS_TEST_TMPDIR"/out.* | grep -c '^applied ')
-  expect_equal "$applied" 3 "applied lines across all runs"
+  expect_equal "$applied" 4 "applied lines across all runs"
 }
 
 @test "wait gives up after its timeout" {

@@ -424,14 +424,15 @@ sha256_hex(const char *data, size_t len, char out[65])
 static void
 test_load_embedded(void **state)
 {
-	static const char *const names[] = { "performance_metrics", "context_playbooks", "performance_baselines" };
+	static const char *const names[] = { "performance_metrics", "context_playbooks", "performance_baselines",
+	    "playbook_notify" };
 	struct ace_migration_set set;
 	struct ace_error err;
 
 	(void)state;
 	if (ace_migrations_load_embedded(&set, &err) != ACE_OK)
 		fail_msg("%s", err.message);
-	assert_int_equal(set.count, 3);
+	assert_int_equal(set.count, 4);
 	for (size_t i = 0; i < set.count; i++) {
 		const struct ace_migration *m = &set.items[i];
 		char digest[65];
