@@ -344,7 +344,8 @@ run_get(struct clients *cl, int argc, char **argv)
 	describe(&req, what, sizeof(what));
 
 	ace_cache_get(cl->cache, &req, 1, &res);
-	status = exit_status_for(res.status);
+	/* An invalid agent id or task type came from the command line. */
+	status = res.status == ACE_ERR_INVALID ? EXIT_USAGE : exit_status_for(res.status);
 	if (res.status == ACE_OK)
 		printf("%s\n", res.value);
 	else if (res.status == ACE_ERR_NOT_FOUND)
@@ -457,7 +458,7 @@ run_invalidate(struct clients *cl, const struct options *o, int argc, char **arg
 	}
 	if (rc != ACE_OK) {
 		cli_error("cannot invalidate the %s: %s", what, err.message);
-		return exit_status_for(rc);
+		return rc == ACE_ERR_INVALID ? EXIT_USAGE : exit_status_for(rc);
 	}
 	printf("%lld\n", removed);
 	return EXIT_OK;

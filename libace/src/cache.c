@@ -464,10 +464,28 @@ make_token(struct ace_cache *cache, char *out, size_t len)
 	snprintf(out, len, "%d-%016llx", (int)getpid(), next_random(cache));
 }
 
+/* Reads count replies whose content does not matter; a script error only loses one fill. */
+static bool
+drain_replies(struct ace_redis_conn *conn, size_t count, struct ace_error *err)
+{
+	redisReply *reply;
+
+	for (size_t k = 0; k < count; k++) {
+		int rc = ace_redis_read(conn, &reply, err);
+
+		if (rc != ACE_OK && rc != ACE_ERR_SERVER)
+			return false;
+		freeReplyObject(reply);
+	}
+	return true;
+}
+
 /*
- * Tries SET lock NX PX for every request in want (state LOOKUP_ASK and
- * want[i] set).  Sets owner[i] for those whose lock was taken.  Returns
- * false when Redis failed.
+ * Sends SET lock NX PX, then GET key, for every request still asking, and
+ * sets owner[i] for the locks taken.  The GET in the same pipeline closes a
+ * race: a value stored (and its lock deleted) just before our SET NX is
+ * read here instead of being loaded a second time.  A lock taken for a key
+ * that turned out to be stored is released.  Returns false when Redis failed.
  */
 static bool
 take_locks(struct ace_cache *cache, struct ace_redis_conn *conn, struct lookup *ls, size_t n,
@@ -476,16 +494,19 @@ take_locks(struct ace_cache *cache, struct ace_redis_conn *conn, struct lookup *
 	char ms[24], count[24];
 	struct ace_error err;
 	redisReply *reply;
+	size_t released = 0;
 
 	snprintf(ms, sizeof(ms), "%lld", (long long)(cache->lock_timeout * 1000 + 0.5));
 	for (size_t i = 0; i < n; i++) {
-		const char *argv[] = { "SET", ls[i].lock, ls[i].token, "NX", "PX", ms };
+		const char *set[] = { "SET", ls[i].lock, ls[i].token, "NX", "PX", ms };
+		const char *get[] = { "GET", ls[i].key };
 
 		owner[i] = false;
 		if (ls[i].state != LOOKUP_ASK)
 			continue;
 		make_token(cache, ls[i].token, sizeof(ls[i].token));
-		if (ace_redis_append(conn, 6, argv, NULL, &err) != ACE_OK)
+		if (ace_redis_append(conn, 6, set, NULL, &err) != ACE_OK ||
+		    ace_redis_append(conn, 2, get, NULL, &err) != ACE_OK)
 			goto failed;
 	}
 	if (misses > 0) {
@@ -502,32 +523,32 @@ take_locks(struct ace_cache *cache, struct ace_redis_conn *conn, struct lookup *
 			goto failed;
 		owner[i] = reply->type == REDIS_REPLY_STATUS;
 		freeReplyObject(reply);
+		if (ace_redis_read(conn, &reply, &err) != ACE_OK)
+			goto failed;
+		if (reply->type == REDIS_REPLY_STRING && take_cached(&ls[i], reply->str, reply->len) &&
+		    owner[i]) {
+			const char *unlock[] = { "EVAL", unlock_script, "1", ls[i].lock, ls[i].token };
+
+			owner[i] = false;
+			if (ace_redis_append(conn, 5, unlock, NULL, &err) != ACE_OK) {
+				freeReplyObject(reply);
+				goto failed;
+			}
+			released++;
+		}
+		freeReplyObject(reply);
 	}
 	if (misses > 0) {
 		if (ace_redis_read(conn, &reply, &err) != ACE_OK)
 			goto failed;
 		freeReplyObject(reply);
 	}
+	if (!drain_replies(conn, released, &err))
+		goto failed;
 	return true;
 failed:
 	note_redis_failure(cache, &err);
 	return false;
-}
-
-/* Reads count replies whose content does not matter; a script error only loses one fill. */
-static bool
-drain_replies(struct ace_redis_conn *conn, size_t count, struct ace_error *err)
-{
-	redisReply *reply;
-
-	for (size_t k = 0; k < count; k++) {
-		int rc = ace_redis_read(conn, &reply, err);
-
-		if (rc != ACE_OK && rc != ACE_ERR_SERVER)
-			return false;
-		freeReplyObject(reply);
-	}
-	return true;
 }
 
 /*
@@ -602,8 +623,9 @@ sleep_seconds(double seconds)
 
 /*
  * Resolves every request still asking through Redis: counts the misses,
- * takes load locks, loads what it locked, and polls for the values that
- * others load.  Returns false when Redis failed, leaving the rest asking.
+ * takes load locks, loads what it locked, and polls (lock attempt and GET,
+ * every 2 to 64 ms) for the values that others load.  Returns false when
+ * Redis failed, leaving the rest asking.
  */
 static bool
 resolve_misses(struct ace_cache *cache, struct ace_redis_conn *conn, struct lookup *ls, size_t n)
@@ -639,7 +661,6 @@ resolve_misses(struct ace_cache *cache, struct ace_redis_conn *conn, struct look
 		sleep_seconds(delay);
 		if (delay < 0.05)
 			delay *= 2;
-		ok = read_keys(cache, conn, ls, n, false);
 	}
 	free(owner);
 	return ok;

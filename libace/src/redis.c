@@ -457,8 +457,9 @@ open_conn(struct ace_redis *redis, unsigned long id, bool probe, struct ace_erro
 		report(conn, false, err->message);
 		goto failed;
 	}
+	/* TCP keepalive notices a peer that vanished while the connection sat idle; unix sockets have none. */
 	if (redisSetTimeout(conn->ctx, to_timeval(redis->command_timeout)) != REDIS_OK ||
-	    redisEnableKeepAlive(conn->ctx) != REDIS_OK) {
+	    (*redis->url.path == '\0' && redisEnableKeepAlive(conn->ctx) != REDIS_OK)) {
 		ace_error_set(err, ACE_ERR_SYSTEM, "cannot set socket options: %s", conn->ctx->errstr);
 		goto failed;
 	}
