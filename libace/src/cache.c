@@ -195,17 +195,23 @@ format_ttl(struct ace_cache *cache, int kind, const char *value, char *buf, size
 	snprintf(buf, len, "%lld", ace_cache_ttl_ms(ttl, cache->jitter_percent, random_unit(cache)));
 }
 
-/* Logs a Redis failure once per outage; the breaker logs its own changes. */
+/* Logs a Redis failure once per outage, as msg; the breaker logs its own changes. */
 static void
-note_redis_failure(struct ace_cache *cache, const struct ace_error *err)
+note_redis_failure_as(struct ace_cache *cache, const struct ace_error *err, const char *msg)
 {
 	if (cache->redis_failing || strncmp(err->message, "circuit breaker", 15) == 0) {
 		ace_log(ACE_LOG_DEBUG, "redis unavailable", "error", err->message, NULL);
 		return;
 	}
 	cache->redis_failing = true;
-	ace_log(ACE_LOG_WARNING, "redis unavailable: serving from postgresql",
-	    "redis", ace_redis_shown_url(cache->redis), "error", err->message, NULL);
+	ace_log(ACE_LOG_WARNING, msg, "redis", ace_redis_shown_url(cache->redis),
+	    "error", err->message, NULL);
+}
+
+static void
+note_redis_failure(struct ace_cache *cache, const struct ace_error *err)
+{
+	note_redis_failure_as(cache, err, "redis unavailable: serving from postgresql");
 }
 
 static void
@@ -1281,9 +1287,13 @@ pending_flush(struct ace_cache *cache, struct pending *p, const struct ace_cache
 
 	if (p->n == 0 && !p->flush_all)
 		return;
-	conn = redis_checkout(cache);
-	if (conn == NULL)
+	if (cache->redis == NULL)
 		return;
+	conn = ace_redis_checkout(cache->redis, &err);
+	if (conn == NULL) {
+		note_redis_failure_as(cache, &err, "redis unavailable: keys are removed once it answers");
+		return;
+	}
 	if (p->flush_all) {
 		rc = scan_keys(conn, ACE_CACHE_PLAYBOOK_PREFIX "*", unlink_batch, &removed, &err);
 		if (rc == ACE_OK) {
@@ -1315,7 +1325,7 @@ pending_flush(struct ace_cache *cache, struct pending *p, const struct ace_cache
 		note_redis_success(cache);
 		pending_clear(p);
 	} else {
-		note_redis_failure(cache, &err);
+		note_redis_failure_as(cache, &err, "redis unavailable: keys are removed once it answers");
 	}
 }
 
