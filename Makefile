@@ -29,7 +29,7 @@ SQL      := $(sort $(wildcard sql/*.sql))
 MAN1     := $(wildcard man/*.1)
 MAN5     := $(wildcard man/*.5)
 
-.PHONY: all lib unit check demo bench-ingest install uninstall clean
+.PHONY: all lib unit check demo bench-ingest bench-cache install uninstall clean
 
 all: $(BINS)
 
@@ -78,6 +78,9 @@ demo:
 
 bench-ingest: all
 	scripts/bench-ingest
+
+bench-cache: all
+	scripts/bench-cache
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \

@@ -412,10 +412,14 @@ answer_from_postgresql(struct ace_cache *cache, struct lookup *l, char **fill_va
 	answer(l, rc, ACE_CACHE_FROM_POSTGRESQL, value);
 }
 
-/* Sends GET for every request still asking, and HINCRBY gets.  Returns false when Redis failed. */
+/*
+ * Sends GET for every request still asking, and HINCRBY gets, counting the
+ * duplicates too, which are served by the same reply.  Returns false when
+ * Redis failed.
+ */
 static bool
 read_keys(struct ace_cache *cache, struct ace_redis_conn *conn, struct lookup *ls, size_t n,
-    bool count_gets)
+    size_t duplicates)
 {
 	struct ace_error err;
 	redisReply *reply;
@@ -431,10 +435,10 @@ read_keys(struct ace_cache *cache, struct ace_redis_conn *conn, struct lookup *l
 			goto failed;
 		asked++;
 	}
-	if (count_gets && asked > 0) {
+	if (asked > 0) {
 		const char *argv[] = { "HINCRBY", ACE_CACHE_STATS_KEY, "gets", count };
 
-		snprintf(count, sizeof(count), "%zu", asked);
+		snprintf(count, sizeof(count), "%zu", asked + duplicates);
 		if (ace_redis_append(conn, 4, argv, NULL, &err) != ACE_OK)
 			goto failed;
 	}
@@ -452,7 +456,7 @@ read_keys(struct ace_cache *cache, struct ace_redis_conn *conn, struct lookup *l
 			take_cached(&ls[i], reply->str, reply->len);
 		freeReplyObject(reply);
 	}
-	if (count_gets && asked > 0) {
+	if (asked > 0) {
 		if (ace_redis_read(conn, &reply, &err) != ACE_OK)
 			goto failed;
 		freeReplyObject(reply);
@@ -672,12 +676,62 @@ resolve_misses(struct ace_cache *cache, struct ace_redis_conn *conn, struct look
 	return ok;
 }
 
+static unsigned long
+hash_key(const char *key)
+{
+	unsigned long h = 14695981039346656037UL;	/* FNV-1a */
+
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211UL;
+	return h;
+}
+
+/*
+ * Marks each request whose key an earlier request has as LOOKUP_DUPLICATE,
+ * so a key is loaded once per call: a second lock request would wait on our
+ * own lock.  Returns how many were marked.  Uses a hash table, because a
+ * skewed workload repeats keys within one pipeline.
+ */
+static size_t
+mark_duplicates(struct lookup *ls, size_t n)
+{
+	size_t size = 16, marked = 0;
+	size_t *slots;
+
+	while (size < 2 * n)
+		size *= 2;
+	slots = malloc(size * sizeof(*slots));
+	if (slots == NULL)
+		return 0;	/* out of memory: duplicates wait out the lock, but stay correct */
+	for (size_t i = 0; i < size; i++)
+		slots[i] = (size_t)-1;
+	for (size_t i = 0; i < n; i++) {
+		size_t at;
+
+		if (ls[i].state != LOOKUP_ASK)
+			continue;
+		for (at = hash_key(ls[i].key) & (size - 1); slots[at] != (size_t)-1; at = (at + 1) & (size - 1))
+			if (strcmp(ls[slots[at]].key, ls[i].key) == 0)
+				break;
+		if (slots[at] == (size_t)-1) {
+			slots[at] = i;
+		} else {
+			ls[i].state = LOOKUP_DUPLICATE;
+			ls[i].same_as = slots[at];
+			marked++;
+		}
+	}
+	free(slots);
+	return marked;
+}
+
 void
 ace_cache_get(struct ace_cache *cache, const struct ace_cache_request *requests, size_t n,
     struct ace_cache_result *results)
 {
-	struct lookup *ls = calloc(n ? n : 1, sizeof(*ls));
+	struct lookup *ls = malloc((n ? n : 1) * sizeof(*ls));
 	struct ace_redis_conn *conn = NULL;
+	size_t duplicates;
 
 	for (size_t i = 0; i < n; i++) {
 		memset(&results[i], 0, sizeof(results[i]));
@@ -692,6 +746,9 @@ ace_cache_get(struct ace_cache *cache, const struct ace_cache_request *requests,
 	for (size_t i = 0; i < n; i++) {
 		struct lookup *l = &ls[i];
 
+		/* Not calloc: zeroing the key buffers of a whole pipeline costs more than the lookups. */
+		l->key[0] = l->lock[0] = l->token[0] = '\0';
+		l->same_as = 0;
 		l->req = &requests[i];
 		l->res = &results[i];
 		l->state = LOOKUP_ASK;
@@ -700,19 +757,13 @@ ace_cache_get(struct ace_cache *cache, const struct ace_cache_request *requests,
 			l->state = LOOKUP_INVALID;
 			continue;
 		}
-		snprintf(l->lock, sizeof(l->lock), "%s%s", ACE_CACHE_LOCK_PREFIX, l->key);
-		/* A key asked twice is loaded once: a second lock request would wait on our own lock. */
-		for (size_t j = 0; j < i; j++) {
-			if (ls[j].state == LOOKUP_ASK && strcmp(ls[j].key, l->key) == 0) {
-				l->state = LOOKUP_DUPLICATE;
-				l->same_as = j;
-				break;
-			}
-		}
+		memcpy(l->lock, ACE_CACHE_LOCK_PREFIX, sizeof(ACE_CACHE_LOCK_PREFIX) - 1);
+		strcpy(l->lock + sizeof(ACE_CACHE_LOCK_PREFIX) - 1, l->key);
 	}
+	duplicates = mark_duplicates(ls, n);
 
 	conn = redis_checkout(cache);
-	if (conn != NULL && read_keys(cache, conn, ls, n, true))
+	if (conn != NULL && read_keys(cache, conn, ls, n, duplicates))
 		resolve_misses(cache, conn, ls, n);
 	if (conn != NULL)
 		ace_redis_checkin(cache->redis, conn);

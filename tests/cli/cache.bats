@@ -315,6 +315,17 @@ NDJSON
   expect_equal "$stderr" "" "stderr"
 }
 
+@test "repeated key in one pipeline loads once" {
+  run --separate-stderr ace-cache --log-level debug filter < <(for i in 1 2 3 4 5; do
+    echo '{"op":"get","kind":"playbook","agent_id":"a1"}'
+  done)
+  expect_status 0
+  expect_equal "$(jq -r .value.version <<<"$output" | xargs)" "2 2 2 2 2" "versions"
+  expect_equal "$(grep -c 'msg="postgresql load"' <<<"$stderr")" 1 "loads"
+  # The repeats are served by the one load, so they count as hits.
+  expect_equal "$(stat hits) $(stat misses) $(stat loads)" "4 1 1" "hits, misses, loads"
+}
+
 @test "filter without command reads stdin" {
   run --separate-stderr ace-cache <<<'{"op":"get","kind":"playbook","agent_id":"a2"}'
   expect_status 0
