@@ -2,7 +2,9 @@
  * ace-migrate: creates and evolves the ace schema in PostgreSQL.  It applies
  * the versioned SQL migrations built into the binary (or those of --dir),
  * records each in a history table, and holds an advisory lock so that
- * concurrent runs apply each migration once.
+ * concurrent runs apply each migration once.  It also keeps the time-series
+ * storage of performance_metrics as ace.yaml configures it: TimescaleDB
+ * compression and retention policies, or range partitions.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -13,11 +15,14 @@
 #include "ace/log.h"
 #include "ace/migrate.h"
 #include "ace/pool.h"
+#include "ace/storage.h"
 #include "cli.h"
 
 #ifndef ACE_VERSION
 #define ACE_VERSION "0.1.0"
 #endif
+
+#define COMMAND_NAMES "up, down, status, new, policies, verify or maintain"
 
 static const char usage_text[] =
 "Usage: ace-migrate [OPTION]... COMMAND [ARG]\n"
@@ -29,6 +34,13 @@ static const char usage_text[] =
 "  status              list migrations: applied, pending, drift or missing\n"
 "  new NAME            create NNNN_NAME.up.sql and .down.sql in --dir\n"
 "                      (default sql), numbered above the built-in migrations\n"
+"  policies            make compression, retention and partitions match\n"
+"                      ace.yaml and print what changed (up does it too)\n"
+"  verify              compare the storage of performance_metrics with\n"
+"                      ace.yaml and print each object as ok or differs\n"
+"  maintain            for cron: on the partitioned layout create partitions\n"
+"                      ahead, fill them from the default partition and drop\n"
+"                      expired ones; on TimescaleDB run the policy jobs now\n"
 "\n"
 "Options:\n"
 "  -c, --config FILE         read settings from FILE (default: $ACE_CONFIG)\n"
@@ -51,10 +63,11 @@ static const char usage_text[] =
 "Exit status:\n"
 "  0   success\n"
 "  64  invalid command or option\n"
-"  65  an applied migration changed or is missing (drift)\n"
+"  65  an applied migration changed or is missing (drift), verify found\n"
+"      differences, or the storage layout is not the configured one\n"
 "  66  the migrations folder cannot be read\n"
 "  69  the database could not be reached\n"
-"  70  a migration failed; the ones before it stay applied\n"
+"  70  a migration or a storage change failed; what ran before it stays\n"
 "  73  'new' could not create its files\n"
 "  78  invalid configuration\n";
 
@@ -244,6 +257,89 @@ run_new(const struct ace_config *cfg, const struct options *o, int argc, char **
 	return EXIT_OK;
 }
 
+static const char *const line_labels[] = {
+	[ACE_STORAGE_CHANGED] = "",
+	[ACE_STORAGE_UNCHANGED] = "",
+	[ACE_STORAGE_OK] = "ok       ",
+	[ACE_STORAGE_DIFFERS] = "differs  ",
+};
+
+/* Prints every storage report line; verify's lines get an ok or differs column. */
+static void
+print_storage_line(void *ctx, int kind, const char *text)
+{
+	(void)ctx;
+	printf("%s%s\n", line_labels[kind], text);
+}
+
+/* Prints only what changed, as up and maintain do. */
+static void
+print_storage_change(void *ctx, int kind, const char *text)
+{
+	if (kind == ACE_STORAGE_CHANGED)
+		print_storage_line(ctx, kind, text);
+}
+
+/* Runs policies, verify or maintain, and returns the exit status. */
+static int
+run_storage(PGconn *pg, const struct ace_config *cfg, const char *command)
+{
+	struct ace_storage_report all = { print_storage_line, NULL };
+	struct ace_storage_report changes = { print_storage_change, NULL };
+	struct ace_error err;
+	int count = 0, rc;
+
+	if (strcmp(command, "policies") == 0) {
+		rc = ace_storage_apply(pg, cfg, &all, &count, &err);
+	} else if (strcmp(command, "maintain") == 0) {
+		rc = ace_storage_maintain(pg, cfg, &changes, &count, &err);
+		if (rc == ACE_OK && count == 0)
+			printf("nothing to do\n");
+	} else {
+		rc = ace_storage_verify(pg, cfg, &all, &count, &err);
+		if (rc == ACE_OK && count > 0) {
+			fflush(stdout);
+			cli_error("verify: %d difference%s from the configuration", count,
+			    count == 1 ? "" : "s");
+			return EXIT_DATAERR;
+		}
+	}
+	if (rc != ACE_OK) {
+		fflush(stdout);
+		cli_error("%s: %s", command, err.message);
+		return exit_status_for(rc);
+	}
+	return EXIT_OK;
+}
+
+/*
+ * After up: says which layout migration 0005 chose when it ran now, then
+ * applies the storage settings and prints what changed.  A database whose
+ * migrations (from --dir) never converted performance_metrics is left alone.
+ */
+static int
+apply_storage_after_up(PGconn *pg, const struct ace_config *cfg)
+{
+	struct ace_storage_report changes = { print_storage_change, NULL };
+	char path[32], note[400];
+	struct ace_error err;
+	int layout, count, rc;
+
+	rc = ace_storage_chosen(pg, path, sizeof(path), note, sizeof(note), &err);
+	if (rc == ACE_OK && path[0] != '\0')
+		printf("storage: %s%s%s\n", path, note[0] ? ", because " : "", note);
+	if (rc == ACE_OK)
+		rc = ace_storage_layout(pg, &layout, &err);
+	if (rc == ACE_OK && (layout == ACE_LAYOUT_HYPERTABLE || layout == ACE_LAYOUT_PARTITIONED))
+		rc = ace_storage_apply(pg, cfg, &changes, &count, &err);
+	if (rc != ACE_OK) {
+		fflush(stdout);
+		cli_error("storage: %s", err.message);
+		return exit_status_for(rc);
+	}
+	return EXIT_OK;
+}
+
 static PGconn *
 connect_db(const struct ace_config *cfg, const struct options *o, int *status)
 {
@@ -275,6 +371,7 @@ main(int argc, char **argv)
 	const char *command, *dir;
 	PGconn *pg = NULL;
 	int status = EXIT_OK, count = 0, rc;
+	bool storage_command;
 	long steps = 1;
 
 	cli_program = "ace-migrate";
@@ -282,12 +379,15 @@ main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (argc < 1)
-		cli_usage_error("missing command (up, down, status or new)");
+		cli_usage_error("missing command (%s)", COMMAND_NAMES);
 	command = argv[0];
+	storage_command = strcmp(command, "policies") == 0 || strcmp(command, "verify") == 0 ||
+	    strcmp(command, "maintain") == 0;
 	if (strcmp(command, "up") != 0 && strcmp(command, "down") != 0 &&
-	    strcmp(command, "status") != 0 && strcmp(command, "new") != 0)
-		cli_usage_error("unknown command '%s' (expected up, down, status or new)", command);
-	if ((strcmp(command, "up") == 0 || strcmp(command, "status") == 0) && argc > 1)
+	    strcmp(command, "status") != 0 && strcmp(command, "new") != 0 && !storage_command)
+		cli_usage_error("unknown command '%s' (expected %s)", command, COMMAND_NAMES);
+	if ((strcmp(command, "up") == 0 || strcmp(command, "status") == 0 || storage_command) &&
+	    argc > 1)
 		cli_usage_error("%s: unexpected argument '%s'", command, argv[1]);
 	if (strcmp(command, "down") == 0 && argc > 2)
 		cli_usage_error("down: unexpected argument '%s'", argv[2]);
@@ -295,6 +395,8 @@ main(int argc, char **argv)
 		steps = parse_steps(argv[1]);
 	if (strcmp(command, "new") == 0 && o.dry_run)
 		cli_usage_error("new: --dry-run does not apply; new only writes two files");
+	if (storage_command && o.dry_run)
+		cli_usage_error("%s: --dry-run does not apply; run verify to see what differs", command);
 
 	cli_load_config(&cfg, o.config);
 	if (o.database_url)
@@ -304,6 +406,11 @@ main(int argc, char **argv)
 	if (o.log_format)
 		cli_set(&cfg, "log.format", o.log_format, "--log-format");
 	cli_setup_log(&cfg);
+	if (ace_storage_check_config(&cfg, &err) != ACE_OK) {
+		cli_error("%s", err.message);
+		ace_config_release(&cfg);
+		return EXIT_CONFIG;
+	}
 
 	if (strcmp(command, "new") == 0) {
 		status = run_new(&cfg, &o, argc, argv);
@@ -325,6 +432,8 @@ main(int argc, char **argv)
 
 	if (strcmp(command, "status") == 0) {
 		status = run_status(pg, &set);
+	} else if (storage_command) {
+		status = run_storage(pg, &cfg, command);
 	} else {
 		struct ace_migrate_hooks hooks = {
 			.before = print_step, .after = print_done, .waiting = print_waiting,
@@ -332,14 +441,18 @@ main(int argc, char **argv)
 		};
 		bool up = strcmp(command, "up") == 0;
 
-		rc = up ? ace_migrate_up(pg, &set, &hooks, &count, &err) :
-		    ace_migrate_down(pg, &set, (int)steps, &hooks, &count, &err);
+		rc = up && !o.dry_run ? ace_storage_prepare(pg, &cfg, &err) : ACE_OK;
+		if (rc == ACE_OK)
+			rc = up ? ace_migrate_up(pg, &set, &hooks, &count, &err) :
+			    ace_migrate_down(pg, &set, (int)steps, &hooks, &count, &err);
 		if (rc != ACE_OK) {
 			cli_error("%s", err.message);
 			status = exit_status_for(rc);
 		} else if (count == 0) {
 			printf("%s\n", up ? "already up to date" : "nothing to revert");
 		}
+		if (rc == ACE_OK && up && !o.dry_run)
+			status = apply_storage_after_up(pg, &cfg);
 	}
 out:
 	PQfinish(pg);

@@ -12,6 +12,7 @@
 
 #include "ace/config.h"
 #include "ace/log.h"
+#include "ace/storage.h"
 
 #define KEY(name, type, field, min, max, def, unit, env, help) \
 	{ name, type, offsetof(struct ace_config, field), min, max, def, unit, env, help }
@@ -69,6 +70,22 @@ static const struct ace_config_key keys[] = {
 	    "seconds", "ACE_CACHE_LOCK_TIMEOUT", "lifetime of a load lock, and the longest wait for it"),
 	KEY("cache.pipeline_size", ACE_CONFIG_INT, cache_pipeline_size, 1, 10000, "256",
 	    "requests", "ACE_CACHE_PIPELINE_SIZE", "filter-mode requests sent to Redis in one pipeline"),
+	KEY("storage", ACE_CONFIG_STORAGE, storage, 0, 0, "auto",
+	    "", "ACE_STORAGE", "auto, timescaledb or partitioned"),
+	KEY("timeseries.chunk_interval", ACE_CONFIG_SECONDS, chunk_interval, 3600, 31622400, "1d",
+	    "seconds", "ACE_TIMESERIES_CHUNK_INTERVAL", "time range of one chunk or partition"),
+	KEY("timeseries.compress_after", ACE_CONFIG_SECONDS, compress_after, 0, 3162240000, "7d",
+	    "seconds", "ACE_TIMESERIES_COMPRESS_AFTER", "compress chunks older than this (0: no policy)"),
+	KEY("timeseries.compress_segmentby", ACE_CONFIG_STRING, compress_segmentby, 0, 0,
+	    "agent_id,task_id", "", "ACE_TIMESERIES_COMPRESS_SEGMENTBY",
+	    "columns that group rows in compressed chunks"),
+	KEY("timeseries.compress_orderby", ACE_CONFIG_STRING, compress_orderby, 0, 0,
+	    "recorded_at DESC", "", "ACE_TIMESERIES_COMPRESS_ORDERBY",
+	    "order of rows in compressed chunks"),
+	KEY("timeseries.retention", ACE_CONFIG_SECONDS, retention, 0, 3162240000, "90d",
+	    "seconds", "ACE_TIMESERIES_RETENTION", "drop chunks or partitions older than this (0: never)"),
+	KEY("timeseries.premake", ACE_CONFIG_INT, premake, 1, 1000, "7",
+	    "partitions", "ACE_TIMESERIES_PREMAKE", "partitions created ahead of now"),
 	KEY("log.level", ACE_CONFIG_LOG_LEVEL, log_level, 0, 0, "info",
 	    "", "ACE_LOG_LEVEL", "error, warning, notice, info or debug"),
 	KEY("log.format", ACE_CONFIG_LOG_FORMAT, log_format, 0, 0, "logfmt",
@@ -111,6 +128,8 @@ ace_parse_seconds(const char *text, double *seconds)
 		scale = 60;
 	else if (strcmp(end, "h") == 0)
 		scale = 3600;
+	else if (strcmp(end, "d") == 0)
+		scale = 86400;
 	else if (*end != '\0' && strcmp(end, "s") != 0)
 		return -1;
 	*seconds = v * scale;
@@ -194,6 +213,12 @@ set_value(struct ace_config *cfg, const struct ace_config_key *key,
 		if (ace_log_format_parse(text, (int *)field) < 0)
 			return ace_error_set(err, ACE_ERR_INVALID,
 			    "%s: %s: invalid log format '%s' (expected logfmt or json)",
+			    source, key->name, text);
+		return ACE_OK;
+	case ACE_CONFIG_STORAGE:
+		if (ace_storage_mode_parse(text, (int *)field) < 0)
+			return ace_error_set(err, ACE_ERR_INVALID,
+			    "%s: %s: invalid storage '%s' (expected auto, timescaledb or partitioned)",
 			    source, key->name, text);
 		return ACE_OK;
 	case ACE_CONFIG_INT:

@@ -32,6 +32,14 @@ struct ace_config {
 
 	char *migrations_dir;		/* NULL: the migrations built into the binary */
 
+	int storage;			/* enum ace_storage_mode of ace/storage.h */
+	double chunk_interval;		/* time range of one chunk or partition */
+	double compress_after;		/* chunks older than this are compressed; 0: no policy */
+	char *compress_segmentby;	/* columns, comma-separated; NULL: no segmenting */
+	char *compress_orderby;		/* columns with ASC or DESC, comma-separated */
+	double retention;		/* chunks or partitions older than this are dropped; 0: never */
+	int premake;			/* partitions kept ready ahead of now */
+
 	int playbook_ttl;		/* Redis TTL of a playbook */
 	int baseline_ttl;		/* Redis TTL of a baseline */
 	int redis_max_connections;	/* Redis connections per process */
@@ -55,6 +63,7 @@ enum ace_config_type {
 	ACE_CONFIG_BYTES,
 	ACE_CONFIG_LOG_LEVEL,
 	ACE_CONFIG_LOG_FORMAT,
+	ACE_CONFIG_STORAGE,	/* auto, timescaledb or partitioned */
 };
 
 /* One row of the table of settings; ace.yaml(5) documents the same rows. */
@@ -108,7 +117,7 @@ int ace_config_set(struct ace_config *cfg, const char *key, const char *text,
  */
 int ace_config_load(struct ace_config *cfg, const char *path, struct ace_error *err);
 
-/* Parses a duration: a number of seconds, or a number with ms, s, m or h. */
+/* Parses a duration: a number of seconds, or a number with ms, s, m, h or d. */
 int ace_parse_seconds(const char *text, double *seconds);
 
 #endif
