@@ -46,6 +46,22 @@ static const struct ace_config_key keys[] = {
 	    "seconds", "ACE_INGEST_RETRY_MAX_DELAY", "retry delays stop growing here"),
 	KEY("ingest.max_line_bytes", ACE_CONFIG_BYTES, max_line_bytes, 64, 1 << 30, "1048576",
 	    "bytes", "ACE_INGEST_MAX_LINE_BYTES", "longer input lines are rejected"),
+	KEY("stats.dir", ACE_CONFIG_STRING, stats_dir, 0, 0, "",
+	    "", "ACE_STATS_DIR", "folder where each running ace process writes its counters (empty: none)"),
+	KEY("stats.baseline_window", ACE_CONFIG_SECONDS, baseline_window, 60, 31536000, "604800",
+	    "seconds", "ACE_STATS_BASELINE_WINDOW", "metrics of this last stretch of time make a baseline"),
+	KEY("stats.min_samples", ACE_CONFIG_INT, min_samples, 2, 1000000000, "30",
+	    "records", "ACE_STATS_MIN_SAMPLES", "groups with fewer records get no baseline"),
+	KEY("stats.drift_velocity_ratio", ACE_CONFIG_NUMBER, drift_velocity_ratio, 0, 1, "0.5",
+	    "", "ACE_STATS_DRIFT_VELOCITY_RATIO", "velocity below this fraction of its baseline mean is drift"),
+	KEY("stats.drift_error_rate_ratio", ACE_CONFIG_NUMBER, drift_error_rate_ratio, 1, 1000, "2",
+	    "", "ACE_STATS_DRIFT_ERROR_RATE_RATIO", "error rate above this multiple of its baseline mean is drift"),
+	KEY("stats.drift_min_success_rate", ACE_CONFIG_NUMBER, drift_min_success_rate, 0, 1, "0.7",
+	    "", "ACE_STATS_DRIFT_MIN_SUCCESS_RATE", "success rate below this is drift"),
+	KEY("stats.health_min_hit_rate", ACE_CONFIG_NUMBER, health_min_hit_rate, 0, 1, "0.8",
+	    "", "ACE_STATS_HEALTH_MIN_HIT_RATE", "health fails below this cache hit rate"),
+	KEY("stats.health_max_lag", ACE_CONFIG_SECONDS, health_max_lag, 1, 31536000, "300",
+	    "seconds", "ACE_STATS_HEALTH_MAX_LAG", "health fails when the newest metric is older than this"),
 	KEY("redis.url", ACE_CONFIG_STRING, redis_url, 0, 0, "redis://127.0.0.1:6379/0",
 	    "", "REDIS_URL", "Redis URL"),
 	KEY("redis.max_connections", ACE_CONFIG_INT, redis_max_connections, 1, 10000, "50",
@@ -133,6 +149,21 @@ ace_parse_seconds(const char *text, double *seconds)
 	else if (*end != '\0' && strcmp(end, "s") != 0)
 		return -1;
 	*seconds = v * scale;
+	return 0;
+}
+
+/* Parses a finite decimal number with nothing after it. */
+static int
+parse_number(const char *text, double *value)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (end == text || *end != '\0' || errno != 0 || !isfinite(v))
+		return -1;
+	*value = v;
 	return 0;
 }
 
@@ -230,12 +261,16 @@ set_value(struct ace_config *cfg, const struct ace_config_key *key,
 	case ACE_CONFIG_BYTES:
 		rc = parse_bytes(text, &v);
 		break;
+	case ACE_CONFIG_NUMBER:
+		rc = parse_number(text, &v);
+		break;
 	}
 	if (rc < 0)
 		return ace_error_set(err, ACE_ERR_INVALID, "%s: %s: invalid %s '%s'",
 		    source, key->name,
 		    key->type == ACE_CONFIG_INT ? "integer" :
-		    key->type == ACE_CONFIG_SECONDS ? "duration" : "size", text);
+		    key->type == ACE_CONFIG_SECONDS ? "duration" :
+		    key->type == ACE_CONFIG_NUMBER ? "number" : "size", text);
 	if (v < key->min || v > key->max)
 		return ace_error_set(err, ACE_ERR_INVALID,
 		    "%s: %s: %s is out of range (%.15g to %.15g%s%s)", source, key->name,
@@ -246,6 +281,7 @@ set_value(struct ace_config *cfg, const struct ace_config_key *key,
 		*(int *)field = (int)v;
 		break;
 	case ACE_CONFIG_SECONDS:
+	case ACE_CONFIG_NUMBER:
 		*(double *)field = v;
 		break;
 	case ACE_CONFIG_BYTES:

@@ -30,6 +30,15 @@ struct ace_config {
 	double retry_max_delay;		/* backoff delays stop growing here */
 	long max_line_bytes;		/* longer input lines are rejected */
 
+	char *stats_dir;		/* folder of per-process counter files; NULL: none written */
+	double baseline_window;		/* seconds of metrics, back from now, that make a baseline */
+	int min_samples;		/* groups with fewer records get no baseline */
+	double drift_velocity_ratio;	/* velocity below this fraction of its baseline mean is drift */
+	double drift_error_rate_ratio;	/* error rate above this multiple of its baseline mean is drift */
+	double drift_min_success_rate;	/* success rate below this is drift */
+	double health_min_hit_rate;	/* health fails below this cache hit rate */
+	double health_max_lag;		/* health fails when the newest metric is older than this */
+
 	char *migrations_dir;		/* NULL: the migrations built into the binary */
 
 	int storage;			/* enum ace_storage_mode of ace/storage.h */
@@ -61,6 +70,7 @@ enum ace_config_type {
 	ACE_CONFIG_INT,
 	ACE_CONFIG_SECONDS,
 	ACE_CONFIG_BYTES,
+	ACE_CONFIG_NUMBER,	/* a decimal number without a unit */
 	ACE_CONFIG_LOG_LEVEL,
 	ACE_CONFIG_LOG_FORMAT,
 	ACE_CONFIG_STORAGE,	/* auto, timescaledb or partitioned */
