@@ -1,8 +1,8 @@
 /*
  * ace-cache: serves agent playbooks and performance baselines from Redis,
- * reading through to PostgreSQL on a miss.  One-shot commands (get, set,
- * invalidate, warm, stats) and a long-running listen; with no command it is
- * a filter of NDJSON requests to NDJSON responses, pipelined to Redis.
+ * reading through to PostgreSQL on a miss.  It has one-shot commands (get,
+ * set, invalidate, warm, stats) and a long-running listen.  With no command
+ * it is a filter of NDJSON requests to NDJSON responses, pipelined to Redis.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -559,7 +559,7 @@ struct filter_request {
 	char error[ACE_ERROR_MAX + 64];	/* OP_BAD: why */
 };
 
-/* Counts of the answers that decide the exit status. */
+/* Counts of the responses that decide the exit status. */
 struct filter_totals {
 	unsigned long long invalid;
 	unsigned long long unavailable;
@@ -716,7 +716,12 @@ parse_request(struct filter_request *r, const char *line, size_t len, unsigned l
 	r->expect_version = -1;
 	doc = cJSON_ParseWithLength(line, len);
 	if (doc == NULL || !cJSON_IsObject(doc)) {
-		bad(r, "%s", len == 0 ? "empty line" : doc == NULL ? "invalid JSON" : "expected a JSON object");
+		if (len == 0)
+			bad(r, "%s", "empty line");
+		else if (doc == NULL)
+			bad(r, "%s", "invalid JSON");
+		else
+			bad(r, "%s", "expected a JSON object");
 		cJSON_Delete(doc);
 		return;
 	}
@@ -844,7 +849,10 @@ answer_invalidate(struct clients *cl, struct ace_buf *out, const struct filter_r
 	count_answer(t, rc);
 }
 
-/* Answers requests[0..n) in order: runs of gets share one pipeline, set and invalidate run alone. */
+/*
+ * Writes the responses to requests[0..n) in order.  Runs of gets share one
+ * pipeline, and set and invalidate run alone.
+ */
 static void
 answer_chunk(struct clients *cl, struct filter_request *rs, size_t n, struct ace_buf *out,
     struct filter_totals *t)

@@ -2,7 +2,7 @@
  * Measures request latency of ace-cache filter mode for scripts/bench-cache:
  * it starts the command given after "--", sends one request line at a time
  * from FILE, waits for the response line, and prints the latency
- * percentiles in microseconds and how many answers came from Redis.
+ * percentiles in microseconds and how many responses came from Redis.
  *
  * Usage: bench-cache-latency COUNT FILE -- COMMAND [ARG]...
  */
@@ -65,7 +65,7 @@ main(int argc, char **argv)
 	requests = fopen(argv[2], "r");
 	lat = calloc((size_t)(count > 0 ? count : 1), sizeof(*lat));
 	if (count < 1 || requests == NULL || lat == NULL) {
-		fprintf(stderr, "bench-cache-latency: bad COUNT, or cannot open %s: %s\n", argv[2], strerror(errno));
+		fprintf(stderr, "bench-cache-latency: invalid COUNT, or cannot open %s: %s\n", argv[2], strerror(errno));
 		return 1;
 	}
 	if (pipe(to_child) < 0 || pipe(from_child) < 0)

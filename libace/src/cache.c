@@ -113,7 +113,7 @@ ace_cache_ttl_ms(int ttl_seconds, int jitter_percent, double u)
 	return ttl < 1 ? 1 : ttl;
 }
 
-/* Returns the number of characters of a UTF-8 string, or -1 when it holds a control character. */
+/* Returns the number of characters of a UTF-8 string, or -1 when it contains a control character. */
 static long
 count_characters(const char *s)
 {
@@ -398,8 +398,9 @@ take_cached(struct lookup *l, const char *data, size_t len)
 }
 
 /*
- * Loads straight from PostgreSQL and answers.  With fill_value, a copy of a
- * loaded value goes there for the caller to store (NULL when there is none).
+ * Loads the value straight from PostgreSQL into the request's result.  With
+ * fill_value, a copy of a loaded value goes there for the caller to store
+ * (NULL when there is none).
  */
 static void
 answer_from_postgresql(struct ace_cache *cache, struct lookup *l, char **fill_value)
@@ -564,7 +565,7 @@ failed:
 /*
  * Loads the value of every request whose lock this caller owns, then stores
  * them with the fill script, or releases the lock when the load failed.
- * Returns false when Redis failed; the loaded answers stand either way.
+ * Returns false when Redis failed.  The loaded results stand either way.
  */
 static bool
 load_and_fill(struct ace_cache *cache, struct ace_redis_conn *conn, struct lookup *ls, size_t n,
@@ -1001,7 +1002,7 @@ ace_cache_set_playbook(struct ace_cache *cache, const char *agent_id,
 
 /* --- Invalidation ---------------------------------------------------------------- */
 
-/* Sends UNLINK for keys[0..n) and their locks; adds to *removed the data keys that existed. */
+/* Sends UNLINK for keys[0..n) and their locks, and adds the data keys that existed to *removed. */
 static int
 unlink_keys(struct ace_redis_conn *conn, char **keys, size_t n, long long *removed,
     struct ace_error *err)

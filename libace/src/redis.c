@@ -391,7 +391,7 @@ ace_redis_command(struct ace_redis_conn *conn, redisReply **reply, struct ace_er
 	return ace_redis_read(conn, reply, err);
 }
 
-/* Sends AUTH and SELECT as the URL asks, pipelined. */
+/* Sends the AUTH and SELECT that the URL requires, pipelined. */
 static int
 handshake(struct ace_redis_conn *conn, const struct ace_redis_url *url, struct ace_error *err)
 {

@@ -97,9 +97,9 @@ long long ace_cache_ttl_ms(int ttl_seconds, int jitter_percent, double u);
 /*
  * Looks up n requests and fills results[i] for requests[i].  Keys are read
  * from Redis in one pipeline.  A missing key is loaded from PostgreSQL
- * under a load lock (SET NX PX): the caller that takes the lock loads and
- * stores the value, and other callers, in this process or any other, poll
- * for it for at most lock_timeout before they load it themselves.  While
+ * under a load lock (SET NX PX).  The caller that takes the lock loads and
+ * stores the value.  Other callers, in this process or any other, poll for
+ * it for at most lock_timeout, then load it themselves.  While
  * Redis fails or the breaker is open, every value comes from PostgreSQL and
  * no Redis wait exceeds the command timeout.  A result fails with
  * ACE_ERR_INVALID (bad request), ACE_ERR_RETRY or ACE_ERR_TIMEOUT

@@ -51,9 +51,9 @@ void ace_redis_free(struct ace_redis *redis);
 
 /*
  * Returns a connection for the caller's sole use until ace_redis_checkin().
- * An idle connection is reused when its socket still looks open; otherwise a
- * new one is opened (connect, AUTH, SELECT), each step bounded by the
- * connect or command timeout.  Blocks at most command_timeout while
+ * An idle connection is reused when its socket still looks open.  Otherwise
+ * a new one is opened (connect, AUTH, SELECT), and each step is bounded by
+ * the connect or command timeout.  Blocks at most command_timeout while
  * max_connections are in use, then fails with ACE_ERR_TIMEOUT.  Fails at
  * once with ACE_ERR_RETRY while the circuit breaker is open.  A failed
  * connection attempt returns ACE_ERR_RETRY or ACE_ERR_TIMEOUT and counts as
