@@ -1,4 +1,4 @@
-/* Read-through lookups, playbook writes, invalidation, warming, statistics and LISTEN-driven invalidation. */
+/* Read-through lookups: key formats, TTL jitter, load locks and loads from PostgreSQL. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <poll.h>
@@ -15,21 +15,7 @@
 #include "ace/log.h"
 
 /* Timestamps as RFC 3339 in UTC with microseconds, whatever the session's TimeZone. */
-#define UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-
-#define PLAYBOOK_JSON \
-	"jsonb_build_object('playbook_id', playbook_id, 'agent_id', agent_id, 'version', version, " \
-	"'context', context, 'metadata', metadata, 'created_at', " UTC("created_at") ", " \
-	"'updated_at', " UTC("updated_at") ")::text"
-
-#define BASELINE_ROW \
-	"(to_jsonb(b) - 'agent_id' - 'task_type' - 'stage') || jsonb_build_object(" \
-	"'window_start', " UTC("b.window_start") ", 'window_end', " UTC("b.window_end") ", " \
-	"'computed_at', " UTC("b.computed_at") ")"
-
-/* Every stage is present in a baseline value, null when it has no row. */
-#define BASELINE_STAGES \
-	"'{\"planning\":null,\"execution\":null,\"reflection\":null,\"verification\":null}'::jsonb"
+#include "cache_private.h"
 
 static const char playbook_sql[] =
 	"SELECT " PLAYBOOK_JSON " FROM context_playbooks WHERE agent_id = $1 "
@@ -41,17 +27,6 @@ static const char baseline_sql[] =
 	"FROM (SELECT DISTINCT ON (stage) stage, " BASELINE_ROW " AS row "
 	"FROM performance_baselines b WHERE agent_id = $1 AND task_type = $2 "
 	"ORDER BY stage, version DESC) s HAVING count(*) > 0";
-
-static const char warm_playbooks_sql[] =
-	"SELECT DISTINCT ON (agent_id) agent_id, '', " PLAYBOOK_JSON
-	" FROM context_playbooks ORDER BY agent_id, version DESC";
-
-static const char warm_baselines_sql[] =
-	"SELECT agent_id, task_type, jsonb_build_object('agent_id', agent_id, 'task_type', task_type, "
-	"'stages', " BASELINE_STAGES " || jsonb_object_agg(stage, row))::text "
-	"FROM (SELECT DISTINCT ON (agent_id, task_type, stage) agent_id, task_type, stage, "
-	BASELINE_ROW " AS row FROM performance_baselines b "
-	"ORDER BY agent_id, task_type, stage, version DESC) s GROUP BY agent_id, task_type";
 
 /*
  * Stores a loaded value only while the caller still holds the load lock.  A
@@ -68,20 +43,6 @@ static const char fill_script[] =
 /* Deletes the lock if the caller still holds it.  KEYS: lock.  ARGV: token. */
 static const char unlock_script[] =
 	"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-
-#define PIPELINE_MAX 1000
-
-struct ace_cache {
-	struct ace_redis *redis;
-	struct ace_pool *pool;
-	int playbook_ttl;
-	int baseline_ttl;
-	int negative_ttl;
-	int jitter_percent;
-	double lock_timeout;
-	unsigned long long rng;		/* xorshift state for TTL jitter and lock tokens */
-	bool redis_failing;		/* a Redis failure was logged and no success came since */
-};
 
 /* --- Small helpers ------------------------------------------------------- */
 
@@ -187,8 +148,8 @@ ttl_seconds(const struct ace_cache *cache, int kind)
 }
 
 /* Formats a jittered TTL for a value ("null" gets the negative TTL) into buf. */
-static void
-format_ttl(struct ace_cache *cache, int kind, const char *value, char *buf, size_t len)
+void
+cache_format_ttl(struct ace_cache *cache, int kind, const char *value, char *buf, size_t len)
 {
 	int ttl = strcmp(value, "null") == 0 ? cache->negative_ttl : ttl_seconds(cache, kind);
 
@@ -196,8 +157,8 @@ format_ttl(struct ace_cache *cache, int kind, const char *value, char *buf, size
 }
 
 /* Logs a Redis failure once per outage, as msg; the breaker logs its own changes. */
-static void
-note_redis_failure_as(struct ace_cache *cache, const struct ace_error *err, const char *msg)
+void
+cache_note_failure_as(struct ace_cache *cache, const struct ace_error *err, const char *msg)
 {
 	if (cache->redis_failing || strncmp(err->message, "circuit breaker", 15) == 0) {
 		ace_log(ACE_LOG_DEBUG, "redis unavailable", "error", err->message, NULL);
@@ -208,21 +169,21 @@ note_redis_failure_as(struct ace_cache *cache, const struct ace_error *err, cons
 	    "error", err->message, NULL);
 }
 
-static void
-note_redis_failure(struct ace_cache *cache, const struct ace_error *err)
+void
+cache_note_failure(struct ace_cache *cache, const struct ace_error *err)
 {
-	note_redis_failure_as(cache, err, "redis unavailable: serving from postgresql");
+	cache_note_failure_as(cache, err, "redis unavailable: serving from postgresql");
 }
 
-static void
-note_redis_success(struct ace_cache *cache)
+void
+cache_note_success(struct ace_cache *cache)
 {
 	cache->redis_failing = false;
 }
 
 /* Checks out a Redis connection, or returns NULL (logged) when Redis is not usable now. */
 static struct ace_redis_conn *
-redis_checkout(struct ace_cache *cache)
+cache_redis_checkout(struct ace_cache *cache)
 {
 	struct ace_redis_conn *conn;
 	struct ace_error err;
@@ -231,13 +192,13 @@ redis_checkout(struct ace_cache *cache)
 		return NULL;
 	conn = ace_redis_checkout(cache->redis, &err);
 	if (conn == NULL)
-		note_redis_failure(cache, &err);
+		cache_note_failure(cache, &err);
 	return conn;
 }
 
 /* Checks out a connection for a command that has no PostgreSQL fallback. */
-static struct ace_redis_conn *
-redis_required(struct ace_cache *cache, struct ace_error *err)
+struct ace_redis_conn *
+cache_redis_required(struct ace_cache *cache, struct ace_error *err)
 {
 	struct ace_redis_conn *conn;
 
@@ -299,6 +260,8 @@ ace_cache_result_release(struct ace_cache_result *result)
 /*
  * Loads one value from PostgreSQL into *value (malloc'd JSON text).
  * Returns ACE_OK, ACE_ERR_NOT_FOUND when there is no row, or the failure.
+ * NOTE: no statement_timeout is set, so a server that hangs mid-query holds
+ * the lookup for as long as it hangs; only Redis waits are bounded.
  */
 static int
 load_value(struct ace_cache *cache, const struct ace_cache_request *req, const char *key,
@@ -462,10 +425,10 @@ read_keys(struct ace_cache *cache, struct ace_redis_conn *conn, struct lookup *l
 			goto failed;
 		freeReplyObject(reply);
 	}
-	note_redis_success(cache);
+	cache_note_success(cache);
 	return true;
 failed:
-	note_redis_failure(cache, &err);
+	cache_note_failure(cache, &err);
 	return false;
 }
 
@@ -476,8 +439,8 @@ make_token(struct ace_cache *cache, char *out, size_t len)
 }
 
 /* Reads count replies whose content does not matter; a script error only loses one fill. */
-static bool
-drain_replies(struct ace_redis_conn *conn, size_t count, struct ace_error *err)
+bool
+cache_drain_replies(struct ace_redis_conn *conn, size_t count, struct ace_error *err)
 {
 	redisReply *reply;
 
@@ -554,11 +517,11 @@ take_locks(struct ace_cache *cache, struct ace_redis_conn *conn, struct lookup *
 			goto failed;
 		freeReplyObject(reply);
 	}
-	if (!drain_replies(conn, released, &err))
+	if (!cache_drain_replies(conn, released, &err))
 		goto failed;
 	return true;
 failed:
-	note_redis_failure(cache, &err);
+	cache_note_failure(cache, &err);
 	return false;
 }
 
@@ -578,7 +541,7 @@ load_and_fill(struct ace_cache *cache, struct ace_redis_conn *conn, struct looku
 
 	if (values == NULL) {
 		ace_error_set(&err, ACE_ERR_SYSTEM, "out of memory");
-		note_redis_failure(cache, &err);
+		cache_note_failure(cache, &err);
 		return false;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -599,7 +562,7 @@ load_and_fill(struct ace_cache *cache, struct ace_redis_conn *conn, struct looku
 			const char *argv[] = { "EVAL", fill_script, "3", ls[i].key, ls[i].lock,
 			    ACE_CACHE_STATS_KEY, ls[i].token, stored, ttl };
 
-			format_ttl(cache, ls[i].req->kind, stored, ttl, sizeof(ttl));
+			cache_format_ttl(cache, ls[i].req->kind, stored, ttl, sizeof(ttl));
 			ok = ace_redis_append(conn, 9, argv, NULL, &err) == ACE_OK;
 		} else {
 			/* The load failed: release the lock so that waiters need not wait it out. */
@@ -608,22 +571,22 @@ load_and_fill(struct ace_cache *cache, struct ace_redis_conn *conn, struct looku
 			ok = ace_redis_append(conn, 5, argv, NULL, &err) == ACE_OK;
 		}
 		if (ok && ++queued == PIPELINE_MAX) {
-			ok = drain_replies(conn, queued, &err);
+			ok = cache_drain_replies(conn, queued, &err);
 			queued = 0;
 		}
 	}
 	if (ok)
-		ok = drain_replies(conn, queued, &err);
+		ok = cache_drain_replies(conn, queued, &err);
 	for (size_t i = 0; i < n; i++)
 		free(values[i]);
 	free(values);
 	if (!ok)
-		note_redis_failure(cache, &err);
+		cache_note_failure(cache, &err);
 	return ok;
 }
 
-static void
-sleep_seconds(double seconds)
+void
+cache_sleep(double seconds)
 {
 	struct timespec ts;
 
@@ -669,7 +632,7 @@ resolve_misses(struct ace_cache *cache, struct ace_redis_conn *conn, struct look
 			    "waiting", ACE_LOG_INT(asking), NULL);
 			break;
 		}
-		sleep_seconds(delay);
+		cache_sleep(delay);
 		if (delay < 0.05)
 			delay *= 2;
 	}
@@ -763,7 +726,7 @@ ace_cache_get(struct ace_cache *cache, const struct ace_cache_request *requests,
 	}
 	duplicates = mark_duplicates(ls, n);
 
-	conn = redis_checkout(cache);
+	conn = cache_redis_checkout(cache);
 	if (conn != NULL && read_keys(cache, conn, ls, n, duplicates))
 		resolve_misses(cache, conn, ls, n);
 	if (conn != NULL)
@@ -785,693 +748,4 @@ ace_cache_get(struct ace_cache *cache, const struct ace_cache_request *requests,
 		}
 	}
 	free(ls);
-}
-
-/* --- Writing playbooks --------------------------------------------------------- */
-
-int
-ace_cache_parse_playbook(const char *json, size_t len, const char *agent_id,
-    struct ace_cache_playbook *out, struct ace_error *err)
-{
-	static const char *ignored[] = { "playbook_id", "version", "created_at", "updated_at" };
-	cJSON *doc = cJSON_ParseWithLength(json, len);
-	cJSON *item;
-	int rc = ACE_OK;
-
-	memset(out, 0, sizeof(*out));
-	if (doc == NULL)
-		return ace_error_set(err, ACE_ERR_INVALID, "invalid JSON");
-	if (!cJSON_IsObject(doc)) {
-		rc = ace_error_set(err, ACE_ERR_INVALID, "expected a JSON object with \"context\"");
-		goto out;
-	}
-	cJSON_ArrayForEach(item, doc) {
-		bool known = false;
-
-		for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
-			known = known || strcmp(item->string, ignored[i]) == 0;
-		if (known)
-			continue;
-		if (strcmp(item->string, "agent_id") == 0) {
-			if (!cJSON_IsString(item) || strcmp(item->valuestring, agent_id) != 0) {
-				rc = ace_error_set(err, ACE_ERR_INVALID,
-				    "field \"agent_id\" differs from the agent being written, '%s'", agent_id);
-				goto out;
-			}
-		} else if (strcmp(item->string, "context") == 0) {
-			if (cJSON_IsNull(item)) {
-				rc = ace_error_set(err, ACE_ERR_INVALID, "field \"context\" is null");
-				goto out;
-			}
-			if (out->context != NULL) {
-				rc = ace_error_set(err, ACE_ERR_INVALID, "field \"context\" appears twice");
-				goto out;
-			}
-			out->context = cJSON_PrintUnformatted(item);
-		} else if (strcmp(item->string, "metadata") == 0) {
-			if (!cJSON_IsObject(item)) {
-				rc = ace_error_set(err, ACE_ERR_INVALID, "field \"metadata\" is not an object");
-				goto out;
-			}
-			if (out->metadata != NULL) {
-				rc = ace_error_set(err, ACE_ERR_INVALID, "field \"metadata\" appears twice");
-				goto out;
-			}
-			out->metadata = cJSON_PrintUnformatted(item);
-		} else {
-			rc = ace_error_set(err, ACE_ERR_INVALID,
-			    "unknown field \"%.100s\" (expected context and metadata)", item->string);
-			goto out;
-		}
-	}
-	if (out->context == NULL) {
-		rc = ace_error_set(err, ACE_ERR_INVALID, "missing field \"context\"");
-		goto out;
-	}
-	if (out->metadata == NULL)
-		out->metadata = strdup("{}");
-	if (out->metadata == NULL)
-		rc = ace_error_set(err, ACE_ERR_SYSTEM, "out of memory");
-out:
-	cJSON_Delete(doc);
-	if (rc != ACE_OK)
-		ace_cache_playbook_release(out);
-	return rc;
-}
-
-void
-ace_cache_playbook_release(struct ace_cache_playbook *playbook)
-{
-	free(playbook->context);
-	free(playbook->metadata);
-	playbook->context = NULL;
-	playbook->metadata = NULL;
-}
-
-/* Runs one statement of the playbook transaction; returns the result or NULL with err set. */
-static PGresult *
-run(PGconn *pg, const char *sql, int nparams, const char *const *params, ExecStatusType want,
-    const char *what, struct ace_error *err)
-{
-	PGresult *res = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
-
-	if (PQresultStatus(res) == want)
-		return res;
-	ace_pg_error(err, pg, res, what);
-	PQclear(res);
-	return NULL;
-}
-
-/* Inserts the new version; returns its JSON in *value. */
-static int
-insert_playbook(PGconn *pg, const char *agent_id, const struct ace_cache_playbook *playbook,
-    long expect_version, char **value, struct ace_error *err)
-{
-	const char *lock_params[] = { agent_id };
-	char version[24];
-	const char *insert_params[] = { agent_id, playbook->context, version, playbook->metadata };
-	PGresult *res;
-	long current;
-
-	res = run(pg, "BEGIN", 0, NULL, PGRES_COMMAND_OK, "postgresql: BEGIN", err);
-	if (res == NULL)
-		return err->code;
-	PQclear(res);
-	/* Writers of one agent queue here, so max + 1 cannot be taken twice by ace-cache. */
-	res = run(pg, "SELECT pg_advisory_xact_lock(hashtextextended('ace:playbook:' || $1, 0))",
-	    1, lock_params, PGRES_TUPLES_OK, "postgresql: locking the agent's playbooks", err);
-	if (res == NULL)
-		return err->code;
-	PQclear(res);
-	res = run(pg, "SELECT coalesce(max(version), 0) FROM context_playbooks WHERE agent_id = $1",
-	    1, lock_params, PGRES_TUPLES_OK, "postgresql: reading the current version", err);
-	if (res == NULL)
-		return err->code;
-	current = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	if (expect_version >= 0 && current != expect_version)
-		return ace_error_set(err, ACE_ERR_CONFLICT,
-		    "current version is %ld, not the expected %ld", current,
-		    expect_version);
-	snprintf(version, sizeof(version), "%ld", current + 1);
-	res = run(pg, "INSERT INTO context_playbooks (agent_id, context, version, metadata) "
-	    "VALUES ($1, $2::jsonb, $3, $4::jsonb) RETURNING " PLAYBOOK_JSON,
-	    4, insert_params, PGRES_TUPLES_OK, "postgresql: inserting the playbook", err);
-	if (res == NULL) {
-		/* A program other than ace-cache inserted the same version first. */
-		if (strstr(err->message, "SQLSTATE 23505") != NULL)
-			err->code = ACE_ERR_CONFLICT;
-		return err->code;
-	}
-	*value = strdup(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	if (*value == NULL)
-		return ace_error_set(err, ACE_ERR_SYSTEM, "out of memory");
-	res = run(pg, "COMMIT", 0, NULL, PGRES_COMMAND_OK, "postgresql: COMMIT", err);
-	if (res == NULL) {
-		free(*value);
-		*value = NULL;
-		return err->code;
-	}
-	PQclear(res);
-	return ACE_OK;
-}
-
-/* Stores a value written by this process, dropping any load in progress for the key. */
-static int
-store_written(struct ace_cache *cache, const char *key, int kind, const char *value,
-    struct ace_error *err)
-{
-	char lock[ACE_CACHE_KEY_MAX + sizeof(ACE_CACHE_LOCK_PREFIX)];
-	char ttl[24];
-	const char *del[] = { "DEL", lock };
-	const char *set[] = { "SET", key, value, "PX", ttl };
-	struct ace_redis_conn *conn;
-	redisReply *reply;
-	int rc;
-
-	conn = redis_required(cache, err);
-	if (conn == NULL)
-		return err->code;
-	snprintf(lock, sizeof(lock), "%s%s", ACE_CACHE_LOCK_PREFIX, key);
-	format_ttl(cache, kind, value, ttl, sizeof(ttl));
-	rc = ace_redis_append(conn, 2, del, NULL, err);
-	if (rc == ACE_OK)
-		rc = ace_redis_append(conn, 5, set, NULL, err);
-	for (int i = 0; i < 2 && rc == ACE_OK; i++) {
-		rc = ace_redis_read(conn, &reply, err);
-		if (rc == ACE_OK)
-			freeReplyObject(reply);
-	}
-	ace_redis_checkin(cache->redis, conn);
-	return rc;
-}
-
-int
-ace_cache_set_playbook(struct ace_cache *cache, const char *agent_id,
-    const struct ace_cache_playbook *playbook, long expect_version, char **value,
-    struct ace_error *cache_err, struct ace_error *err)
-{
-	struct ace_cache_request req = { ACE_CACHE_PLAYBOOK, agent_id, NULL };
-	char key[ACE_CACHE_KEY_MAX];
-	struct ace_conn *conn;
-	int rc;
-
-	*value = NULL;
-	ace_error_set(cache_err, ACE_OK, "%s", "");
-	rc = ace_cache_key(&req, key, sizeof(key), err);
-	if (rc != ACE_OK)
-		return rc;
-	conn = ace_pool_checkout(cache->pool, err);
-	if (conn == NULL)
-		return ace_error_prefix(err, "postgresql");
-	rc = insert_playbook(ace_conn_pg(conn), agent_id, playbook, expect_version, value, err);
-	if (rc != ACE_OK && PQtransactionStatus(ace_conn_pg(conn)) != PQTRANS_IDLE) {
-		PGresult *res = PQexec(ace_conn_pg(conn), "ROLLBACK");
-
-		PQclear(res);
-	}
-	ace_pool_checkin(cache->pool, conn, rc == ACE_ERR_RETRY || rc == ACE_ERR_TIMEOUT);
-	if (rc != ACE_OK)
-		return rc;
-	if (cache->redis != NULL && store_written(cache, key, ACE_CACHE_PLAYBOOK, *value, cache_err) != ACE_OK)
-		ace_log(ACE_LOG_WARNING, "playbook stored in postgresql, but its redis key was not updated",
-		    "key", key, "error", cache_err->message, NULL);
-	return ACE_OK;
-}
-
-/* --- Invalidation ---------------------------------------------------------------- */
-
-/* Sends UNLINK for keys[0..n) and their locks, and adds the data keys that existed to *removed. */
-static int
-unlink_keys(struct ace_redis_conn *conn, char **keys, size_t n, long long *removed,
-    struct ace_error *err)
-{
-	const char **argv = calloc(n + 1, sizeof(*argv));
-	char **locks = calloc(n, sizeof(*locks));
-	redisReply *reply;
-	int rc = ACE_OK;
-
-	if (argv == NULL || locks == NULL) {
-		rc = ace_error_set(err, ACE_ERR_SYSTEM, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n && rc == ACE_OK; i++) {
-		size_t len = strlen(ACE_CACHE_LOCK_PREFIX) + strlen(keys[i]) + 1;
-
-		locks[i] = malloc(len);
-		if (locks[i] == NULL)
-			rc = ace_error_set(err, ACE_ERR_SYSTEM, "out of memory");
-		else
-			snprintf(locks[i], len, "%s%s", ACE_CACHE_LOCK_PREFIX, keys[i]);
-	}
-	if (rc != ACE_OK || n == 0)
-		goto out;
-	argv[0] = "UNLINK";
-	memcpy(argv + 1, keys, n * sizeof(*keys));
-	rc = ace_redis_append(conn, (int)n + 1, argv, NULL, err);
-	memcpy(argv + 1, locks, n * sizeof(*locks));
-	if (rc == ACE_OK)
-		rc = ace_redis_append(conn, (int)n + 1, argv, NULL, err);
-	if (rc == ACE_OK)
-		rc = ace_redis_read(conn, &reply, err);
-	if (rc == ACE_OK) {
-		*removed += reply->integer;
-		freeReplyObject(reply);
-		rc = ace_redis_read(conn, &reply, err);
-		if (rc == ACE_OK)
-			freeReplyObject(reply);
-	}
-out:
-	for (size_t i = 0; locks != NULL && i < n; i++)
-		free(locks[i]);
-	free(locks);
-	free(argv);
-	return rc;
-}
-
-static bool
-is_data_key(const char *key, size_t len)
-{
-	size_t p = strlen(ACE_CACHE_PLAYBOOK_PREFIX), b = strlen(ACE_CACHE_BASELINE_PREFIX);
-
-	return (len > p && memcmp(key, ACE_CACHE_PLAYBOOK_PREFIX, p) == 0) ||
-	    (len > b && memcmp(key, ACE_CACHE_BASELINE_PREFIX, b) == 0);
-}
-
-/*
- * Walks the keys matching pattern with SCAN and calls fn with each batch of
- * playbook and baseline keys found.  Stops at the first failure of fn.
- */
-static int
-scan_keys(struct ace_redis_conn *conn, const char *pattern,
-    int (*fn)(void *ctx, struct ace_redis_conn *conn, char **keys, size_t n, struct ace_error *err),
-    void *ctx, struct ace_error *err)
-{
-	char cursor[32] = "0";
-	int rc = ACE_OK;
-
-	do {
-		const char *argv[] = { "SCAN", cursor, "MATCH", pattern, "COUNT", "1000" };
-		redisReply *reply;
-		char **keys;
-		size_t n = 0;
-
-		rc = ace_redis_command(conn, &reply, err, 6, argv, NULL);
-		if (rc != ACE_OK)
-			break;
-		if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-		    reply->element[0]->type != REDIS_REPLY_STRING ||
-		    reply->element[1]->type != REDIS_REPLY_ARRAY) {
-			freeReplyObject(reply);
-			rc = ace_error_set(err, ACE_ERR_SERVER, "unexpected reply to SCAN");
-			break;
-		}
-		snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
-		keys = calloc(reply->element[1]->elements + 1, sizeof(*keys));
-		if (keys == NULL) {
-			freeReplyObject(reply);
-			rc = ace_error_set(err, ACE_ERR_SYSTEM, "out of memory");
-			break;
-		}
-		for (size_t i = 0; i < reply->element[1]->elements; i++) {
-			redisReply *k = reply->element[1]->element[i];
-
-			if (k->type == REDIS_REPLY_STRING && is_data_key(k->str, k->len))
-				keys[n++] = k->str;
-		}
-		rc = fn(ctx, conn, keys, n, err);
-		free(keys);
-		freeReplyObject(reply);
-	} while (rc == ACE_OK && strcmp(cursor, "0") != 0);
-	return rc;
-}
-
-static int
-unlink_batch(void *ctx, struct ace_redis_conn *conn, char **keys, size_t n, struct ace_error *err)
-{
-	return unlink_keys(conn, keys, n, ctx, err);
-}
-
-int
-ace_cache_invalidate_pattern(struct ace_cache *cache, const char *pattern,
-    long long *removed, struct ace_error *err)
-{
-	struct ace_redis_conn *conn;
-	int rc;
-
-	*removed = 0;
-	if (strncmp(pattern, "ace:", 4) != 0)
-		return ace_error_set(err, ACE_ERR_INVALID,
-		    "pattern '%s' does not start with 'ace:', so it could match keys of other programs", pattern);
-	conn = redis_required(cache, err);
-	if (conn == NULL)
-		return err->code;
-	rc = scan_keys(conn, pattern, unlink_batch, removed, err);
-	ace_redis_checkin(cache->redis, conn);
-	return rc;
-}
-
-int
-ace_cache_invalidate(struct ace_cache *cache, const struct ace_cache_request *req,
-    long long *removed, struct ace_error *err)
-{
-	char key[ACE_CACHE_KEY_MAX];
-	char *keys[1] = { key };
-	struct ace_redis_conn *conn;
-	int rc;
-
-	*removed = 0;
-	if (req->kind == ACE_CACHE_BASELINE && req->task_type == NULL) {
-		char escaped[ACE_CACHE_KEY_MAX], pattern[2 * ACE_CACHE_KEY_MAX];
-		struct ace_cache_request probe = { ACE_CACHE_BASELINE, req->agent_id, "" };
-
-		rc = ace_cache_key(&probe, key, sizeof(key), err);
-		if (rc != ACE_OK)
-			return rc;
-		if (ace_cache_escape_glob(req->agent_id, escaped, sizeof(escaped)) < 0)
-			return ace_error_set(err, ACE_ERR_INVALID, "agent_id too long");
-		/* NOTE: with ':' inside agent ids, agent "a" also matches agent "a:b"; the key format allows no fix. */
-		snprintf(pattern, sizeof(pattern), "%s%s:*", ACE_CACHE_BASELINE_PREFIX, escaped);
-		return ace_cache_invalidate_pattern(cache, pattern, removed, err);
-	}
-	rc = ace_cache_key(req, key, sizeof(key), err);
-	if (rc != ACE_OK)
-		return rc;
-	conn = redis_required(cache, err);
-	if (conn == NULL)
-		return err->code;
-	rc = unlink_keys(conn, keys, 1, removed, err);
-	ace_redis_checkin(cache->redis, conn);
-	return rc;
-}
-
-/* --- Warming ------------------------------------------------------------------------ */
-
-/* Streams the rows of sql (agent_id, task_type, value) into SET commands, pipelined. */
-static int
-warm_query(struct ace_cache *cache, PGconn *pg, struct ace_redis_conn *conn, const char *sql,
-    int kind, long long *count, struct ace_error *err)
-{
-	PGresult *res;
-	size_t queued = 0;
-	int rc = ACE_OK;
-
-	if (!PQsendQuery(pg, sql) || !PQsetSingleRowMode(pg))
-		return ace_pg_error(err, pg, NULL, "postgresql: warm query");
-	while ((res = PQgetResult(pg)) != NULL) {
-		ExecStatusType st = PQresultStatus(res);
-
-		if (rc == ACE_OK && st == PGRES_SINGLE_TUPLE) {
-			struct ace_cache_request req = { kind, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1) };
-			char key[ACE_CACHE_KEY_MAX], ttl[24];
-			const char *value = PQgetvalue(res, 0, 2);
-			const char *argv[] = { "SET", key, value, "PX", ttl };
-
-			/* A row whose id makes no valid key is skipped, not fatal. */
-			if (ace_cache_key(&req, key, sizeof(key), err) == ACE_OK) {
-				format_ttl(cache, kind, value, ttl, sizeof(ttl));
-				rc = ace_redis_append(conn, 5, argv, NULL, err);
-				if (rc == ACE_OK && ++queued == PIPELINE_MAX) {
-					rc = drain_replies(conn, queued, err) ? ACE_OK : err->code;
-					queued = 0;
-				}
-				(*count)++;
-			}
-		} else if (rc == ACE_OK && st != PGRES_TUPLES_OK) {
-			rc = ace_pg_error(err, pg, res, "postgresql: warm query");
-		}
-		PQclear(res);	/* results are read to the end, even after a failure */
-	}
-	if (rc == ACE_OK && !drain_replies(conn, queued, err))
-		rc = err->code;
-	return rc;
-}
-
-int
-ace_cache_warm(struct ace_cache *cache, struct ace_cache_warm_result *out, struct ace_error *err)
-{
-	double started = ace_monotonic();
-	struct ace_redis_conn *conn;
-	struct ace_conn *pg;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	conn = redis_required(cache, err);
-	if (conn == NULL)
-		return err->code;
-	pg = ace_pool_checkout(cache->pool, err);
-	if (pg == NULL) {
-		ace_redis_checkin(cache->redis, conn);
-		return ace_error_prefix(err, "postgresql");
-	}
-	rc = warm_query(cache, ace_conn_pg(pg), conn, warm_playbooks_sql, ACE_CACHE_PLAYBOOK,
-	    &out->playbooks, err);
-	if (rc == ACE_OK)
-		rc = warm_query(cache, ace_conn_pg(pg), conn, warm_baselines_sql, ACE_CACHE_BASELINE,
-		    &out->baselines, err);
-	ace_pool_checkin(cache->pool, pg, rc == ACE_ERR_RETRY || rc == ACE_ERR_TIMEOUT);
-	ace_redis_checkin(cache->redis, conn);
-	out->seconds = ace_monotonic() - started;
-	return rc;
-}
-
-/* --- Statistics ------------------------------------------------------------------------ */
-
-static int
-count_batch(void *ctx, struct ace_redis_conn *conn, char **keys, size_t n, struct ace_error *err)
-{
-	struct ace_cache_stats *st = ctx;
-
-	(void)conn;
-	(void)err;
-	for (size_t i = 0; i < n; i++) {
-		if (strncmp(keys[i], ACE_CACHE_PLAYBOOK_PREFIX, strlen(ACE_CACHE_PLAYBOOK_PREFIX)) == 0)
-			st->playbook_keys++;
-		else
-			st->baseline_keys++;
-	}
-	return ACE_OK;
-}
-
-static long long
-reply_number(const redisReply *r)
-{
-	if (r->type == REDIS_REPLY_STRING)
-		return strtoll(r->str, NULL, 10);
-	if (r->type == REDIS_REPLY_INTEGER)
-		return r->integer;
-	return 0;
-}
-
-int
-ace_cache_stats(struct ace_cache *cache, struct ace_cache_stats *out, struct ace_error *err)
-{
-	const char *argv[] = { "HMGET", ACE_CACHE_STATS_KEY, "gets", "misses", "loads" };
-	struct ace_redis_conn *conn;
-	redisReply *reply;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	conn = redis_required(cache, err);
-	if (conn == NULL)
-		return err->code;
-	rc = ace_redis_command(conn, &reply, err, 5, argv, NULL);
-	if (rc == ACE_OK) {
-		if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3) {
-			out->gets = reply_number(reply->element[0]);
-			out->misses = reply_number(reply->element[1]);
-			out->loads = reply_number(reply->element[2]);
-			out->hits = out->gets > out->misses ? out->gets - out->misses : 0;
-		}
-		freeReplyObject(reply);
-		rc = scan_keys(conn, "ace:*", count_batch, out, err);
-	}
-	ace_redis_checkin(cache->redis, conn);
-	return rc;
-}
-
-/* --- LISTEN-driven invalidation -------------------------------------------------------- */
-
-#define LISTEN_PENDING_MAX 10000
-
-/* Agents whose playbook key still has to be removed. */
-struct pending {
-	char **agents;
-	size_t n;
-	bool flush_all;		/* too many to keep, or notifications were lost: remove every playbook key */
-};
-
-static void
-pending_add(struct pending *p, const char *agent)
-{
-	if (p->flush_all)
-		return;
-	/* The TRUNCATE trigger sends an empty agent id: every playbook is gone. */
-	if (*agent == '\0' || p->n == LISTEN_PENDING_MAX) {
-		p->flush_all = true;
-		return;
-	}
-	p->agents[p->n] = strdup(agent);
-	if (p->agents[p->n] == NULL)
-		p->flush_all = true;	/* out of memory: the coarse removal still covers it */
-	else
-		p->n++;
-}
-
-static void
-pending_clear(struct pending *p)
-{
-	for (size_t i = 0; i < p->n; i++)
-		free(p->agents[i]);
-	p->n = 0;
-	p->flush_all = false;
-}
-
-/* Removes the pending keys; keeps them for the next try when Redis fails. */
-static void
-pending_flush(struct ace_cache *cache, struct pending *p, const struct ace_cache_listen_options *o)
-{
-	struct ace_redis_conn *conn;
-	struct ace_error err;
-	long long removed = 0;
-	int rc = ACE_OK;
-
-	if (p->n == 0 && !p->flush_all)
-		return;
-	if (cache->redis == NULL)
-		return;
-	conn = ace_redis_checkout(cache->redis, &err);
-	if (conn == NULL) {
-		note_redis_failure_as(cache, &err, "redis unavailable: keys are removed once it answers");
-		return;
-	}
-	if (p->flush_all) {
-		rc = scan_keys(conn, ACE_CACHE_PLAYBOOK_PREFIX "*", unlink_batch, &removed, &err);
-		if (rc == ACE_OK) {
-			ace_log(ACE_LOG_NOTICE, "removed every playbook key", "keys", ACE_LOG_INT(removed), NULL);
-			if (o->on_key)
-				o->on_key(o->ctx, ACE_CACHE_PLAYBOOK_PREFIX "*");
-		}
-	} else {
-		for (size_t i = 0; i < p->n && rc == ACE_OK; i++) {
-			struct ace_cache_request req = { ACE_CACHE_PLAYBOOK, p->agents[i], NULL };
-			char key[ACE_CACHE_KEY_MAX];
-			char *keys[1] = { key };
-
-			if (ace_cache_key(&req, key, sizeof(key), &err) != ACE_OK) {
-				ace_log(ACE_LOG_WARNING, "notification names an invalid agent id; ignored",
-				    "error", err.message, NULL);
-				continue;
-			}
-			rc = unlink_keys(conn, keys, 1, &removed, &err);
-			if (rc == ACE_OK) {
-				ace_log(ACE_LOG_DEBUG, "key invalidated", "key", key, NULL);
-				if (o->on_key)
-					o->on_key(o->ctx, key);
-			}
-		}
-	}
-	ace_redis_checkin(cache->redis, conn);
-	if (rc == ACE_OK) {
-		note_redis_success(cache);
-		pending_clear(p);
-	} else {
-		note_redis_failure_as(cache, &err, "redis unavailable: keys are removed once it answers");
-	}
-}
-
-/* Waits up to seconds for the socket (or -1: none) or the wake descriptor. */
-static void
-wait_input(int fd, int wake_fd, double seconds)
-{
-	struct pollfd pfd[2] = {
-		{ .fd = fd, .events = POLLIN, .revents = 0 },
-		{ .fd = wake_fd, .events = POLLIN, .revents = 0 },
-	};
-
-	if (poll(pfd, 2, (int)(seconds * 1000)) < 0 && errno != EINTR)
-		sleep_seconds(seconds);
-}
-
-/* Opens the listening connection; returns NULL (logged once per outage) when PostgreSQL is unreachable. */
-static PGconn *
-listen_connect(const struct ace_cache_listen_options *o, bool *warned, struct ace_error *err)
-{
-	PGconn *pg = ace_pg_connect(o->conninfo, "ace-cache listen", o->connect_timeout, err);
-	PGresult *res;
-
-	if (pg == NULL)
-		goto failed;
-	res = PQexec(pg, "LISTEN " ACE_CACHE_CHANNEL);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		ace_pg_error(err, pg, res, "LISTEN " ACE_CACHE_CHANNEL);
-		PQclear(res);
-		PQfinish(pg);
-		goto failed;
-	}
-	PQclear(res);
-	*warned = false;
-	return pg;
-failed:
-	if (!*warned)
-		ace_log(ACE_LOG_WARNING, "cannot listen for playbook changes; retrying",
-		    "error", err->message, NULL);
-	*warned = true;
-	return NULL;
-}
-
-int
-ace_cache_listen(struct ace_cache *cache, const struct ace_cache_listen_options *o,
-    struct ace_error *err)
-{
-	struct pending p = { calloc(LISTEN_PENDING_MAX, sizeof(char *)), 0, false };
-	double backoff = 0.1;
-	bool listened = false, warned = false;
-	PGconn *pg = NULL;
-
-	if (p.agents == NULL)
-		return ace_error_set(err, ACE_ERR_SYSTEM, "out of memory");
-	while (!*o->stop) {
-		PGnotify *note;
-
-		if (pg == NULL) {
-			pg = listen_connect(o, &warned, err);
-			if (pg == NULL && err->code == ACE_ERR_INVALID)
-				break;
-			if (pg == NULL) {
-				wait_input(-1, o->wake_fd, backoff);
-				backoff = backoff * 2 > 5 ? 5 : backoff * 2;
-				continue;
-			}
-			backoff = 0.1;
-			ace_log(ACE_LOG_INFO, "listening for playbook changes", "channel", ACE_CACHE_CHANNEL, NULL);
-			if (listened) {
-				ace_log(ACE_LOG_NOTICE, "reconnected to postgresql: removing every playbook key, "
-				    "as changes made meanwhile were not notified", NULL);
-				p.flush_all = true;
-			}
-			if (!listened && o->on_key)
-				o->on_key(o->ctx, NULL);
-			listened = true;
-		}
-		pending_flush(cache, &p, o);
-		wait_input(PQsocket(pg), o->wake_fd, p.n > 0 || p.flush_all ? 0.2 : 1.0);
-		if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK) {
-			ace_log(ACE_LOG_WARNING, "postgresql connection lost; reconnecting",
-			    "error", PQerrorMessage(pg), NULL);
-			PQfinish(pg);
-			pg = NULL;
-			continue;
-		}
-		while ((note = PQnotifies(pg)) != NULL) {
-			pending_add(&p, note->extra);
-			PQfreemem(note);
-		}
-		pending_flush(cache, &p, o);
-	}
-	PQfinish(pg);
-	pending_clear(&p);
-	free(p.agents);
-	return *o->stop ? ACE_OK : err->code;
 }
