@@ -297,6 +297,13 @@ close_clients(struct clients *cl)
 	ace_config_release(&cl->cfg);
 }
 
+/* Returns what to do after an error: run the migrations when a table is missing (SQLSTATE 42P01). */
+static const char *
+hint(const char *message)
+{
+	return strstr(message, "SQLSTATE 42P01") != NULL ? "; run 'ace-migrate up' first" : "";
+}
+
 /* Parses "playbook" or "baseline". */
 static int
 parse_kind(const char *command, const char *word)
@@ -351,7 +358,7 @@ run_get(struct clients *cl, int argc, char **argv)
 	else if (res.status == ACE_ERR_NOT_FOUND)
 		cli_error("%s: not found", what);
 	else
-		cli_error("cannot get the %s: %s", what, res.err.message);
+		cli_error("cannot get the %s: %s%s", what, res.err.message, hint(res.err.message));
 	ace_cache_result_release(&res);
 	return status;
 }
@@ -414,7 +421,7 @@ run_set(struct clients *cl, const struct options *o, int argc, char **argv)
 	    &cache_err, &err);
 	ace_cache_playbook_release(&playbook);
 	if (rc != ACE_OK) {
-		cli_error("cannot set the playbook of '%s': %s", agent, err.message);
+		cli_error("cannot set the playbook of '%s': %s%s", agent, err.message, hint(err.message));
 		status = exit_status_for(rc);
 		goto out;
 	}
@@ -472,8 +479,8 @@ run_warm(struct clients *cl)
 	int rc = ace_cache_warm(cl->cache, &w, &err);
 
 	if (rc != ACE_OK) {
-		cli_error("cannot warm the cache: %s (stored %lld playbooks and %lld baselines before that)",
-		    err.message, w.playbooks, w.baselines);
+		cli_error("cannot warm the cache: %s%s (stored %lld playbooks and %lld baselines before that)",
+		    err.message, hint(err.message), w.playbooks, w.baselines);
 		return exit_status_for(rc);
 	}
 	printf("playbooks: %lld, baselines: %lld, seconds: %.3f\n", w.playbooks, w.baselines, w.seconds);

@@ -450,6 +450,14 @@ NDJSON
   expect_equal "$stderr" "ace-cache: ACE_CACHE_TTL_JITTER_PERCENT: cache.ttl_jitter_percent: 95 is out of range (0 to 90 percent)" "stderr"
 }
 
+@test "missing schema exits 70 with a hint" {
+  ace_fresh_db cache_empty
+
+  run --separate-stderr ace-cache get playbook a1
+  expect_status 70
+  [[ $stderr == "ace-cache: cannot get the playbook of 'a1': postgresql: loading a value: relation \"context_playbooks\" does not exist (SQLSTATE 42P01); run 'ace-migrate up' first" ]]
+}
+
 @test "help lists commands and exit statuses" {
   run --separate-stderr ace-cache --help
   expect_status 0

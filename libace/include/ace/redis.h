@@ -43,6 +43,10 @@ struct ace_redis_options {
  * Creates a client.  No connection is opened until the first checkout.
  * Returns NULL with ACE_ERR_INVALID (a bad URL or setting) or
  * ACE_ERR_SYSTEM.
+ *
+ * NOTE: the breaker's state lives in this client, so each process learns
+ * about an outage on its own.  A short-lived process waits up to the
+ * timeouts once; sharing the state (a file, say) would spare even that.
  */
 struct ace_redis *ace_redis_new(const struct ace_redis_options *opts, struct ace_error *err);
 
