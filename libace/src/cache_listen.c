@@ -1,8 +1,8 @@
 /*
  * LISTEN-driven invalidation: removes the keys of playbooks changed in PostgreSQL.
  * TODO: baselines have no trigger yet, so a recomputed baseline is served
- * until its TTL runs out; a trigger on performance_baselines and a second
- * channel would close that.
+ * until its TTL runs out.  A trigger on performance_baselines and a second
+ * channel would close that gap.
  */
 #include <errno.h>
 #include <poll.h>

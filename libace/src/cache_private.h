@@ -1,4 +1,4 @@
-/* What the cache modules share: the cache handle, SQL fragments and Redis helpers. */
+/* The cache handle, SQL fragments and Redis helpers that the cache modules share. */
 #ifndef ACE_CACHE_PRIVATE_H
 #define ACE_CACHE_PRIVATE_H
 
@@ -49,7 +49,7 @@ void cache_note_failure_as(struct ace_cache *cache, const struct ace_error *err,
 /* Logs a Redis failure of a lookup, which is then served from PostgreSQL. */
 void cache_note_failure(struct ace_cache *cache, const struct ace_error *err);
 
-/* Records that Redis answered, so that the next failure is logged again. */
+/* Records a successful Redis round trip, so that the next failure is logged again. */
 void cache_note_success(struct ace_cache *cache);
 
 /* Checks out a connection for a command that has no PostgreSQL fallback; NULL with err set. */
