@@ -155,17 +155,15 @@ storage_parse_columns(const char *text, bool ordering, const char *key,
 
 		memset(&col, 0, sizeof(col));
 		p = read_word(skip_space(p), col.name, sizeof(col.name));
-		if (!plain_identifier(col.name))
-			return ace_error_set(err, ACE_ERR_INVALID,
-			    "%s: invalid column list '%s' (expected lower-case column names "
-			    "separated by commas)", key, text);
-		if (ordering)
+		ok = plain_identifier(col.name);
+		if (ok && ordering)
 			p = parse_direction(p, &col, &ok);
 		p = skip_space(p);
 		if (!ok || (*p != ',' && *p != '\0'))
 			return ace_error_set(err, ACE_ERR_INVALID,
-			    "%s: invalid column list '%s' (expected names%s separated by commas)", key,
-			    text, ordering ? ", each optionally with ASC or DESC and NULLS FIRST or LAST," : "");
+			    "%s: invalid column list '%s' (expected lower-case column names%s, "
+			    "separated by commas)", key, text,
+			    ordering ? ", each optionally followed by ASC or DESC and NULLS FIRST or LAST" : "");
 		for (int i = 0; i < out->count; i++)
 			if (strcmp(out->items[i].name, col.name) == 0)
 				return ace_error_set(err, ACE_ERR_INVALID,
@@ -435,6 +433,12 @@ init_ctx(struct storage_ctx *ctx, PGconn *pg, const struct ace_config *cfg,
 	return rc;
 }
 
+static const char *
+layout_phrase(int layout)
+{
+	return layout == ACE_LAYOUT_HYPERTABLE ? "a hypertable" : "a partitioned table";
+}
+
 /*
  * Reads the layout and checks it against the configured mode.  verify
  * reports a mismatch as a difference; apply and maintain fail on it.
@@ -472,14 +476,14 @@ check_layout(struct storage_ctx *ctx, bool verifying, int *layout, struct ace_er
 	}
 	if (verifying) {
 		storage_say(ctx, ACE_STORAGE_DIFFERS, "storage: configured %s, but " STORAGE_TABLE
-		    " is a %s table", ace_storage_mode_name(mode), ace_storage_layout_name(*layout));
+		    " is %s", ace_storage_mode_name(mode), layout_phrase(*layout));
 		*layout = ACE_LAYOUT_ABSENT;	/* nothing below applies to the wrong layout */
 		return ACE_OK;
 	}
 	return ace_error_set(err, ACE_ERR_CONFLICT,
-	    "storage is %s in the configuration, but " STORAGE_TABLE " is a %s table; "
+	    "storage is %s in the configuration, but " STORAGE_TABLE " is %s; "
 	    "revert migration 0005 with 'ace-migrate down' and run 'ace-migrate up' to convert it",
-	    ace_storage_mode_name(mode), ace_storage_layout_name(*layout));
+	    ace_storage_mode_name(mode), layout_phrase(*layout));
 }
 
 static int

@@ -93,7 +93,7 @@ read_partitions(struct storage_ctx *ctx, struct partitions *parts, struct ace_er
 	return ACE_OK;
 }
 
-/* Returns the start of the interval that holds epoch second t. */
+/* Returns the start of the interval that contains epoch second t. */
 static long long
 bucket_start(long long t, long long interval)
 {
@@ -136,11 +136,21 @@ partition_name(long long lo, long long interval, char *buf, size_t len)
 	snprintf(buf, len, STORAGE_TABLE "_p%s", stamp);
 }
 
-/* The retention boundary: rows before it are expired.  INT64_MIN when retention is off. */
+/* Returns the retention boundary: rows before it are expired.  INT64_MIN when retention is off. */
 static long long
 retention_boundary(const struct storage_ctx *ctx, const struct partitions *parts)
 {
 	return ctx->retention > 0 ? parts->now - ctx->retention : INT64_MIN;
+}
+
+/* Writes the retention boundary as a timestamptz literal, "-infinity" when retention is off. */
+static void
+format_boundary(const struct storage_ctx *ctx, const struct partitions *parts, char *buf, size_t len)
+{
+	if (ctx->retention > 0)
+		storage_format_time(retention_boundary(ctx, parts), buf, len);
+	else
+		snprintf(buf, len, "-infinity");
 }
 
 /*
@@ -151,7 +161,7 @@ static int
 read_default_buckets(struct storage_ctx *ctx, const struct partitions *parts, long long *starts,
     int max, int *count, struct ace_error *err)
 {
-	char interval[32], boundary[32], limit[16], sql[512];
+	char interval[32], boundary[40], limit[16], sql[512];
 	const char *params[] = { interval, boundary, limit };
 	char *name;
 	PGresult *res;
@@ -164,12 +174,11 @@ read_default_buckets(struct storage_ctx *ctx, const struct partitions *parts, lo
 		return ace_error_set(err, ACE_ERR_SYSTEM, "out of memory");
 	snprintf(sql, sizeof(sql),
 	    "SELECT DISTINCT floor(extract(epoch FROM recorded_at) / $1::bigint)::bigint * $1::bigint "
-	    "  FROM %s WHERE recorded_at >= to_timestamp($2::double precision) "
+	    "  FROM %s WHERE recorded_at >= $2::timestamptz "
 	    " ORDER BY 1 LIMIT $3::integer", name);
 	PQfreemem(name);
 	snprintf(interval, sizeof(interval), "%lld", ctx->chunk);
-	snprintf(boundary, sizeof(boundary), "%lld", ctx->retention > 0 ?
-	    retention_boundary(ctx, parts) : -1000000000000LL);
+	format_boundary(ctx, parts, boundary, sizeof(boundary));
 	snprintf(limit, sizeof(limit), "%d", max);
 	res = storage_query(ctx->pg, sql, 3, params, "cannot read the default partition", err);
 	if (res == NULL)
@@ -445,7 +454,7 @@ static int
 count_default_rows(struct storage_ctx *ctx, const struct partitions *parts, long long *expired,
     long long *waiting, struct ace_error *err)
 {
-	char boundary[32], sql[256];
+	char boundary[40], sql[256];
 	const char *params[] = { boundary };
 	char *ident;
 	PGresult *res;
@@ -455,12 +464,10 @@ count_default_rows(struct storage_ctx *ctx, const struct partitions *parts, long
 	if (ident == NULL)
 		return ace_error_set(err, ACE_ERR_SYSTEM, "out of memory");
 	snprintf(sql, sizeof(sql),
-	    "SELECT count(*) FILTER (WHERE recorded_at < to_timestamp($1::double precision)), "
-	    "       count(*) FILTER (WHERE recorded_at >= to_timestamp($1::double precision)) FROM %s",
-	    ident);
+	    "SELECT count(*) FILTER (WHERE recorded_at < $1::timestamptz), "
+	    "       count(*) FILTER (WHERE recorded_at >= $1::timestamptz) FROM %s", ident);
 	PQfreemem(ident);
-	snprintf(boundary, sizeof(boundary), "%lld", ctx->retention > 0 ?
-	    retention_boundary(ctx, parts) : -1000000000000LL);
+	format_boundary(ctx, parts, boundary, sizeof(boundary));
 	res = storage_query(ctx->pg, sql, 1, params, "cannot read the default partition", err);
 	if (res == NULL)
 		return err->code;
