@@ -71,7 +71,11 @@ skip_space(const char *p)
 	return p;
 }
 
-/* Copies the word at p (letters, digits, _ and $) into word and returns the position after it. */
+/*
+ * Copies the word at p (letters, digits, _ and $) into word and returns the
+ * position after it.  A word too long for word comes back empty, which no
+ * caller accepts.
+ */
 static const char *
 read_word(const char *p, char *word, size_t len)
 {
@@ -83,7 +87,7 @@ read_word(const char *p, char *word, size_t len)
 		n++;
 		p++;
 	}
-	word[n < len ? n : len - 1] = '\0';
+	word[n < len ? n : 0] = '\0';
 	return p;
 }
 
