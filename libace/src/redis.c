@@ -23,6 +23,7 @@ struct ace_redis_conn {
 	int fail_code;		/* ACE_OK until the socket failed */
 	char fail_message[160];
 	bool reported;		/* this checkout's outcome went to the breaker */
+	bool failed_reported;	/* this checkout's failure went to the breaker */
 	bool probe;		/* this checkout is the half-open breaker's probe */
 };
 
@@ -267,16 +268,22 @@ log_transition(struct ace_redis *redis, int before, const char *reason)
 		ace_log(ACE_LOG_NOTICE, "redis circuit breaker closed", "redis", redis->shown, NULL);
 }
 
-/* Reports this checkout's outcome to the breaker, once. */
+/*
+ * Reports this checkout's outcome to the breaker: the first success once,
+ * and a failure once, even after a success, so that a connection that
+ * answers and then hangs still counts.
+ */
 static void
 report(struct ace_redis_conn *conn, bool ok, const char *reason)
 {
 	struct ace_redis *redis = conn->owner;
 	int before;
 
-	if (conn->reported)
+	if (ok ? conn->reported : conn->failed_reported)
 		return;
 	conn->reported = true;
+	if (!ok)
+		conn->failed_reported = true;
 	pthread_mutex_lock(&redis->lock);
 	before = ace_breaker_state(redis->breaker);
 	if (ok)
@@ -601,6 +608,7 @@ ace_redis_checkout(struct ace_redis *redis, struct ace_error *err)
 			if (idle_healthy(conn)) {
 				conn->probe = probe;
 				conn->reported = false;
+				conn->failed_reported = false;
 				pthread_mutex_unlock(&redis->lock);
 				return conn;
 			}
