@@ -29,7 +29,7 @@ SQL      := $(sort $(wildcard sql/*.sql))
 MAN1     := $(wildcard man/*.1)
 MAN5     := $(wildcard man/*.5)
 
-.PHONY: all lib unit check demo bench-ingest bench-cache install uninstall clean
+.PHONY: all lib unit check demo bench-ingest bench-cache bench-storage install uninstall clean
 
 all: $(BINS)
 
@@ -81,6 +81,9 @@ bench-ingest: all
 
 bench-cache: all
 	scripts/bench-cache
+
+bench-storage: all
+	scripts/bench-storage
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
