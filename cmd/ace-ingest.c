@@ -22,6 +22,7 @@
 #include "ace/lines.h"
 #include "ace/log.h"
 #include "ace/pool.h"
+#include "ace/procstats.h"
 #include "cli.h"
 
 #ifndef ACE_VERSION
@@ -258,6 +259,37 @@ install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* What the stats file of this process reads, from the writer's thread. */
+struct figures {
+	struct ace_pool *pool;
+	struct ace_ingest *ing;
+	const struct ace_config *cfg;
+};
+
+static void
+fill_figures(void *ctx, struct ace_procstats *s)
+{
+	const struct figures *f = ctx;
+	struct ace_pool_stats ps;
+	struct ace_ingest_stats is;
+
+	ace_pool_stats(f->pool, &ps);
+	ace_ingest_stats(f->ing, &is);
+	s->has_pool = true;
+	s->pool_size = f->cfg->pool_size;
+	s->pool_max_overflow = f->cfg->pool_max_overflow;
+	s->pool_open = ps.open;
+	s->pool_checked_out = ps.in_use;
+	s->pool_waiting = ps.waiting;
+	s->pool_checkouts = ps.checkouts;
+	s->pool_timeouts = ps.timeouts;
+	s->has_ingest = true;
+	s->batch_size = f->cfg->batch_size;
+	s->flushes = is.batches;
+	s->records_written = is.written;
+	s->records_rejected = is.rejected;
+}
+
 struct run {
 	struct ace_ingest *ing;
 	struct ace_error err;
@@ -386,6 +418,8 @@ main(int argc, char **argv)
 	struct ace_ingest_stats stats;
 	struct ace_config cfg;
 	struct ace_pool *pool;
+	struct ace_procstats_writer *procstats = NULL;
+	struct figures figures;
 	char shown[512];
 	double started;
 	int status;
@@ -438,6 +472,12 @@ main(int argc, char **argv)
 		cli_error("%s", run.err.message);
 		return EXIT_SOFTWARE;
 	}
+	if (cfg.stats_dir != NULL) {
+		figures = (struct figures){ pool, run.ing, &cfg };
+		procstats = ace_procstats_start(cfg.stats_dir, "ace-ingest", fill_figures, &figures, &run.err);
+		if (procstats == NULL)
+			ace_log(ACE_LOG_WARNING, "process stats are not written", "error", run.err.message, NULL);
+	}
 	ace_redact_url(cfg.database_url ? cfg.database_url : "libpq defaults", shown, sizeof(shown));
 	ace_log(ACE_LOG_DEBUG, "ingest started", "database", shown,
 	    "batch_size", ACE_LOG_INT(cfg.batch_size), "workers", ACE_LOG_INT(cfg.workers), NULL);
@@ -489,6 +529,7 @@ main(int argc, char **argv)
 		    "retries", ACE_LOG_INT(stats.retries), NULL);
 	}
 	status = exit_status(&run, &stats, rj.write_failed);
+	ace_procstats_stop(procstats);
 	ace_ingest_free(run.ing);
 	ace_pool_free(pool);
 	if (rj.file != NULL && fclose(rj.file) != 0 && !rj.write_failed) {

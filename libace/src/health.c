@@ -66,7 +66,7 @@ check_migrations(const struct ace_health_options *o, PGconn *pg, struct ace_heal
 	struct ace_error err;
 	size_t n, behind = 0;
 
-	start(c, "migrations", "0 pending");
+	start(c, "migrations_pending", "== 0");
 	if (ace_migrate_status(pg, o->migrations, &st, &n, &err) != ACE_OK) {
 		c->status = ACE_HEALTH_FAIL;
 		snprintf(c->detail, sizeof(c->detail), "%s", err.message);
@@ -190,9 +190,9 @@ check_lag(const struct ace_health_options *o, const struct ace_dbstats *db, stru
 static void
 database_checks_unknown(struct ace_health_check *checks, int status, const char *why)
 {
-	static const char *names[] = { "migrations", "pool_connections", "pool_workers",
+	static const char *names[] = { "migrations_pending", "pool_connections", "pool_workers",
 	    "compression_policy", "retention_policy", "ingest_lag" };
-	static const char *thresholds[] = { "0 pending", "-", "-", "active", "active", "-" };
+	static const char *thresholds[] = { "== 0", "-", "-", "active", "active", "-" };
 	const int slots[] = { 2, 3, 4, 5, 6, 8 };
 
 	for (int i = 0; i < 6; i++) {

@@ -40,8 +40,8 @@ struct ace_health_options {
 
 /*
  * Runs every check in a fixed order into checks[ACE_HEALTH_CHECKS] and
- * returns how many failed.  The checks are: database, redis, migrations
- * (pending, changed or missing migrations), pool_connections (pool_size +
+ * returns how many failed.  The checks are: database, redis,
+ * migrations_pending (pending, changed or missing migrations), pool_connections (pool_size +
  * max_overflow within the server's connections), pool_workers
  * (ingest.workers within the pool), compression_policy and
  * retention_policy (TimescaleDB only), cache_hit_rate and ingest_lag.
