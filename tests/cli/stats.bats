@@ -290,7 +290,7 @@ drift_record() {
 
 @test "drift thresholds from settings" {
   insert_drift_baseline
-  ACE_STATS_DRIFT_MIN_SUCCESS_RATE=0.5 ACE_STATS_DRIFT_ERROR_RATE_RATIO=3 ACE_STATS_DRIFT_VELOCITY_RATIO=0.2 \
+  ACE_STATS_DRIFT_SUCCESS_RATE=0.5 ACE_STATS_DRIFT_ERROR_RATIO=3 ACE_STATS_DRIFT_VELOCITY_RATIO=0.2 \
     run --separate-stderr ace-stats drift < <(drift_record '"stage_success_rate":0.6,"stage_error_rate":0.25,"overall_progress_velocity":2.5')
   expect_status 0
   expect_equal "$(jq -c '[.drift, .metrics[].threshold]' <<<"$output")" '[false,0.5,0.30000000000000004,2]' "thresholds"
