@@ -21,7 +21,7 @@ endif
 LIB_SRC  := $(wildcard libace/src/*.c)
 LIB_OBJ  := $(patsubst libace/src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/migrations_embedded.o
 LIB      := $(BUILD)/libace.a
-CMDS     := ace-ingest ace-migrate ace-cache ace-stats
+CMDS     := ace-ingest ace-migrate ace-cache ace-stats ace-bench
 BINS     := $(addprefix $(BUILD)/bin/,$(CMDS))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))

@@ -61,6 +61,19 @@ struct ace_config {
 	double cache_lock_timeout;	/* lifetime of a load lock, and the longest wait for it */
 	int cache_pipeline_size;	/* filter-mode requests sent to Redis in one pipeline */
 
+	int bench_seed;			/* seed of ace-bench's generated workloads */
+	double bench_duration;		/* longest run of each timed ace-bench loop */
+	double bench_task_work;		/* work of one simulated agent task in the overhead suite */
+	int bench_agents;		/* agents in ace-bench's generated workloads */
+	double bench_flush_tolerance;	/* how late after batch_timeout a partial batch may flush */
+	double bench_max_overhead_percent;	/* target: instrumentation adds less than this */
+	double bench_min_hit_rate_percent;	/* target: cache hit rate above this */
+	int bench_min_records_per_hour;	/* target: sustained ingest rate of at least this */
+	double bench_max_cache_latency;	/* target: cache hit latency p50 and p95 below this */
+	double bench_max_write_latency;	/* target: record-to-commit latency p95 below this */
+	double bench_max_query_latency;	/* target: query and read-through latency p95 below this */
+	int bench_min_concurrent_agents;	/* target: pool threads served at once, at least this */
+
 	int log_level;			/* enum ace_log_level */
 	int log_format;			/* enum ace_log_format */
 };
