@@ -145,8 +145,10 @@ fill_t_values(PGconn *pg, struct ace_error *err)
 			break;
 		}
 		n = PQntuples(res);
-		if (n == 0)
+		if (n == 0) {
+			PQclear(res);
 			break;
+		}
 		ace_buf_reset(&dfs);
 		ace_buf_reset(&ts);
 		for (int i = 0; i < n; i++) {
