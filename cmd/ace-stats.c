@@ -157,8 +157,11 @@ struct options {
 	struct flag_value flags[8];
 	int nflags;
 	/* Options that belong to one command, for the check after parsing. */
-	const char *command_option;
-	const char *command_of_option;
+	struct {
+		const char *option;
+		const char *command;
+	} owned[16];
+	int nowned;
 };
 
 /* The clients a command uses; each is NULL until opened. */
@@ -184,8 +187,11 @@ add_flag(struct options *o, const char *key, const char *flag, const char *value
 static void
 command_option(struct options *o, const char *option, const char *command)
 {
-	o->command_option = option;
-	o->command_of_option = command;
+	if (o->nowned == (int)(sizeof(o->owned) / sizeof(o->owned[0])))
+		cli_usage_error("too many options");
+	o->owned[o->nowned].option = option;
+	o->owned[o->nowned].command = command;
+	o->nowned++;
 }
 
 static void
@@ -979,8 +985,9 @@ main(int argc, char **argv)
 		    command);
 	if (strcmp(command, "drift") != 0 && argc > 1)
 		cli_usage_error("%s: unexpected argument '%s'", command, argv[1]);
-	if (o.command_option != NULL && strcmp(o.command_of_option, command) != 0)
-		cli_usage_error("%s applies to %s only", o.command_option, o.command_of_option);
+	for (int i = 0; i < o.nowned; i++)
+		if (strcmp(o.owned[i].command, command) != 0)
+			cli_usage_error("%s applies to %s only", o.owned[i].option, o.owned[i].command);
 
 	cli_load_config(&cl.cfg, o.config);
 	for (int i = 0; i < o.nflags; i++)

@@ -522,6 +522,7 @@ a3     reflection             1       500.0       500.0        0.9000" "table"
     ''
     'frobnicate'
     'prom --only-drift'
+    'prom --only-drift -o out.prom'
     'health extra'
     'report --format xml'
     'report --since yesterday'
