@@ -10,11 +10,15 @@
 #include "ace/error.h"
 
 /*
- * When the setting stats.dir names a folder, each long-running ace process
- * (ace-ingest, ace-cache) writes its figures there as PROGRAM.PID.json,
- * replaced atomically once a second and removed when the process ends.
+ * When the setting stats.dir names a folder, a long-running ace process
+ * writes its figures there as PROGRAM.PID.json, replaced atomically once a
+ * second and removed when the process ends.
  * ace-stats prom reads every such file whose process is alive and whose
  * figures are fresh, and exports them labelled with program and pid.
+ *
+ * TODO: only ace-ingest writes a file so far.  ace-cache should start a
+ * writer too and time each lookup with ace_histogram_observe() in an
+ * operation named "get", which ace_cache_operation_duration exports.
  */
 
 /* Upper bounds in seconds of the histogram buckets; a last bucket, +Inf, takes the rest. */
