@@ -142,9 +142,9 @@ bench_overhead(struct bench *b, struct ace_error *err)
 	rc = bench_load_data(b, err);
 	if (rc != ACE_OK)
 		return rc;
-	if (bench_series(b, "overhead: bare task", "ms", err) == NULL ||
-	    bench_series(b, "overhead: instrumented task", "ms", err) == NULL ||
-	    bench_series(b, "overhead: instrumentation alone", "ms", err) == NULL)
+	if (bench_series(b, "bare task", "ms", err) == NULL ||
+	    bench_series(b, "instrumented task", "ms", err) == NULL ||
+	    bench_series(b, "instrumentation alone", "ms", err) == NULL)
 		return err->code;
 	o.bare = &b->report->series[first];
 	o.instrumented = &b->report->series[first + 1];

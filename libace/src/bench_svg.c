@@ -6,7 +6,7 @@
 #include "ace/bench.h"
 
 /* Layout in SVG user units (pixels at 100% zoom). */
-#define WIDTH 880
+#define WIDTH 1020
 #define PLOT_LEFT 80
 #define PLOT_TOP 60
 #define PLOT_WIDTH 560
@@ -22,6 +22,10 @@ static const char *const colors[] = {
 	"#999999",
 };
 #define NCOLORS (sizeof(colors) / sizeof(colors[0]))
+
+/* Each pass through the colors draws its lines with the next dash pattern, so no two curves look alike. */
+static const char *const dashes[] = { "none", "6 3", "2 2" };
+#define NDASHES (sizeof(dashes) / sizeof(dashes[0]))
 
 /* Appends text with XML's five special characters escaped. */
 static int
@@ -131,9 +135,11 @@ put_axes(struct ace_buf *out, double lo, double hi)
 
 /* Appends one series as a polyline through CURVE_POINTS percentiles. */
 static int
-put_curve(struct ace_buf *out, const struct ace_bench_series *s, const char *color, double lo, double hi)
+put_curve(struct ace_buf *out, const struct ace_bench_series *s, const char *color, const char *dash,
+    double lo, double hi)
 {
-	int rc = ace_buf_printf(out, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color);
+	int rc = ace_buf_printf(out, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+	    "stroke-dasharray=\"%s\" points=\"", color, dash);
 
 	for (int i = 0; i <= CURVE_POINTS; i++) {
 		double t = (double)MAX_NINES * i / CURVE_POINTS;
@@ -147,7 +153,8 @@ put_curve(struct ace_buf *out, const struct ace_bench_series *s, const char *col
 }
 
 static int
-put_legend_entry(struct ace_buf *out, const struct ace_bench_series *s, const char *color, int line)
+put_legend_entry(struct ace_buf *out, const struct ace_bench_series *s, const char *color,
+    const char *dash, int line)
 {
 	char p50[32], p99[32];
 	int y = PLOT_TOP + line * 2 * LEGEND_LINE;
@@ -155,8 +162,9 @@ put_legend_entry(struct ace_buf *out, const struct ace_bench_series *s, const ch
 
 	ace_bench_format_number(s->summary.median, p50, sizeof(p50));
 	ace_bench_format_number(s->summary.p99, p99, sizeof(p99));
-	rc |= ace_buf_printf(out, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>\n",
-	    LEGEND_LEFT, y - 5, color);
+	rc |= ace_buf_printf(out, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
+	    "stroke-width=\"3\" stroke-dasharray=\"%s\"/>\n", LEGEND_LEFT, y - 4, LEGEND_LEFT + 16, y - 4,
+	    color, dash);
 	rc |= ace_buf_printf(out, "<text x=\"%d\" y=\"%d\">", LEGEND_LEFT + 20, y);
 	rc |= ace_buf_printf(out, "%s: ", ace_bench_suite_name(s->suite));
 	rc |= put_text(out, s->name);
@@ -198,11 +206,12 @@ ace_bench_format_svg(const struct ace_bench_report *r, struct ace_buf *out)
 	for (size_t i = 0; i < r->nseries; i++) {
 		const struct ace_bench_series *s = &r->series[i];
 		const char *color = colors[(size_t)lines % NCOLORS];
+		const char *dash = dashes[(size_t)lines / NCOLORS % NDASHES];
 
 		if (!plotted(s))
 			continue;
-		rc |= put_curve(out, s, color, lo, hi);
-		rc |= put_legend_entry(out, s, color, lines);
+		rc |= put_curve(out, s, color, dash, lo, hi);
+		rc |= put_legend_entry(out, s, color, dash, lines);
 		lines++;
 	}
 	rc |= ace_buf_puts(out, "</svg>\n");
