@@ -109,7 +109,12 @@ struct lookups {
 	struct ace_bench_series *hit, *miss;
 };
 
-/* Runs the skewed lookups from an empty cache, bounded by count and by bench.duration. */
+/*
+ * Runs the skewed lookups from an empty cache, bounded by count and by
+ * bench.duration.  The hit rate is counted here, from the source of each result.
+ * NOTE: ace_cache_get() also counts these lookups in the shared ace:stats
+ * hash, so hit rates that ace-cache and ace-stats report include the run's.
+ */
 static int
 run_lookups(struct bench *b, struct ace_cache *cache, struct lookups *l, struct ace_error *err)
 {

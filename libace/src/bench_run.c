@@ -486,7 +486,13 @@ run_suites(struct bench *b, struct ace_error *err)
 	return rc;
 }
 
-/* Fills the run's names from the pid and a random number, so that concurrent runs never share them. */
+/*
+ * Fills the run's names from the pid and a random number, so that concurrent
+ * runs never share them.
+ * TODO: a run killed by SIGKILL or a second signal leaves its schema behind.
+ * Each run could hold an advisory lock named after its schema, so that a
+ * later run drops the ace_bench_* schemas whose lock is free.
+ */
 static void
 name_run(struct bench *b)
 {
@@ -553,6 +559,13 @@ ace_bench_run(const struct ace_bench_options *o, struct ace_bench_report *report
 	if (rc == ACE_OK)
 		rc = run_suites(&b, err);
 	report->interrupted = bench_cancelled(&b);
+	/*
+	 * A Ctrl-C reaches the whole process group, ace-ingest included, so a
+	 * suite may fail because of the interruption itself, say with a broken
+	 * pipe.  Such a failure is not reported; a failed cleanup still is.
+	 */
+	if (report->interrupted)
+		rc = ACE_OK;
 
 out:
 	crc = cleanup(&b, schema_created, &cleanup_err);

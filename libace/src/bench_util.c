@@ -116,8 +116,13 @@ bench_redis_open(struct bench *b, struct ace_error *err)
 
 	/* INFO server is read for the version only; hit rates come from the run's own counts. */
 	conn = ace_redis_checkout(b->redis, err);
-	if (conn == NULL)
-		return ace_error_prefix(err, "redis %s", ace_redis_shown_url(b->redis));
+	if (conn == NULL) {
+		ace_error_prefix(err, "redis %s", ace_redis_shown_url(b->redis));
+		/* Nothing was written, so the cleanup has no key to remove. */
+		ace_redis_free(b->redis);
+		b->redis = NULL;
+		return err->code;
+	}
 	rc = ace_redis_command(conn, &reply, err, 2, argv, NULL);
 	if (rc == ACE_OK && reply->type == REDIS_REPLY_STRING) {
 		const char *v = strstr(reply->str, "redis_version:");

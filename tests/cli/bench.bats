@@ -199,6 +199,13 @@ csv_bad_lines() {
   [[ ${stderr_lines[0]} == "ace-bench: "*"127.0.0.1"*"refused"* ]]
 }
 
+@test "unreachable Redis exits 69" {
+  run --separate-stderr ace-bench --quick --suite cache --redis-url redis://127.0.0.1:1/0
+  expect_status 69
+  [[ ${stderr_lines[0]} == "ace-bench: redis redis://127.0.0.1:1/0: "* ]]
+  expect_equal "$(bench_schemas)" "" "schemas left"
+}
+
 @test "every suite in markdown, loose targets met" {
   loose_targets
   run --separate-stderr ace-bench --config "$CONFIG" --quick
