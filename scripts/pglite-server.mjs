@@ -35,7 +35,11 @@ await db.exec("LOAD 'timescaledb'");
 // every client a stream of DEBUG notices.
 await db.exec('SET client_min_messages = warning');
 
-const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0 });
+// The socket package defaults to one connection, which node enforces by
+// dropping a new connection while the last one is still closing: a client
+// that connects right after another quits would see "server closed the
+// connection unexpectedly".  Clients still take turns, as the one session asks.
+const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 16 });
 await server.start();
 // The socket package keeps the net.Server private; its address holds the port the kernel chose.
 const { port } = server.server.address();
