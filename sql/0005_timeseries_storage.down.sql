@@ -1,4 +1,4 @@
--- Makes performance_metrics a plain table again, keeping every row: on a hypertable the policies go first, then compression, then the layout.
+-- Makes performance_metrics a plain table again and keeps every row. On a hypertable, policies go first, then compression, then the layout.
 --
 -- The timescaledb extension stays installed, because other objects may use
 -- it and dropping it is a decision for the database's owner.

@@ -1,13 +1,14 @@
 -- Makes performance_metrics a TimescaleDB hypertable or a table partitioned by range of recorded_at, keeping every row.
 --
--- One file serves both layouts, because a migration's checksum is fixed:
--- ace-migrate sets the session settings ace.storage (auto, timescaledb or
--- partitioned) and ace.chunk_interval from ace.yaml before it runs
--- migrations, and this block reads them (auto and 1 day when unset, as under
--- psql).  It leaves the layout it chose in ace.storage_path, and why in
--- ace.storage_note, for ace-migrate to report.  Compression, policies and the
--- partitions themselves are operational settings that ace-migrate applies
--- after its migrations ("ace-migrate policies" and "maintain").
+-- One file serves both layouts, because a migration's checksum is fixed.
+-- Before it runs migrations, ace-migrate copies storage (auto, timescaledb
+-- or partitioned) and timeseries.chunk_interval from ace.yaml into the
+-- session settings ace.storage and ace.chunk_interval, which this block
+-- reads.  Under psql they are unset, and the block takes auto and 1 day.
+-- It leaves the layout it chose in ace.storage_path, and the reason in
+-- ace.storage_note, for ace-migrate to report.  Compression, policies and
+-- the partitions themselves are operational settings, which ace-migrate
+-- applies after its migrations ("ace-migrate policies" and "maintain").
 DO $$
 DECLARE
     mode  text := coalesce(nullif(current_setting('ace.storage', true), ''), 'auto');
@@ -42,7 +43,7 @@ BEGIN
     END IF;
 
     IF use_timescaledb THEN
-        -- The primary key (metric_id, recorded_at) already holds the time
+        -- The primary key (metric_id, recorded_at) already contains the time
         -- column, as TimescaleDB requires of every unique index.  No extra
         -- index on recorded_at is made, so both layouts keep the same indexes.
         PERFORM create_hypertable('performance_metrics', by_range('recorded_at', chunk),
@@ -78,8 +79,8 @@ BEGIN
 
     -- Dropping the old table first frees the names of its key and indexes,
     -- so the definitions read above apply unchanged to the new table.  A
-    -- partitioned table's unique keys must hold recorded_at, as the primary
-    -- key (metric_id, recorded_at) does.
+    -- partitioned table's unique keys must contain recorded_at, as the
+    -- primary key (metric_id, recorded_at) does.
     DROP TABLE performance_metrics;
     ALTER TABLE performance_metrics_partitioned RENAME TO performance_metrics;
     FOREACH definition IN ARRAY coalesce(constraints, '{}') || coalesce(definitions, '{}') LOOP

@@ -437,6 +437,7 @@ init_ctx(struct storage_ctx *ctx, PGconn *pg, const struct ace_config *cfg,
 	return rc;
 }
 
+/* Returns the layout as the object of a sentence, for a table that is converted. */
 static const char *
 layout_phrase(int layout)
 {
@@ -457,16 +458,17 @@ check_layout(struct storage_ctx *ctx, bool verifying, int *layout, struct ace_er
 	if (rc != ACE_OK)
 		return rc;
 	if (*layout == ACE_LAYOUT_ABSENT || *layout == ACE_LAYOUT_PLAIN) {
-		const char *what = *layout == ACE_LAYOUT_ABSENT ? "does not exist" :
-		    "is a plain table, not yet converted by migration 0005";
+		const char *problem = "does not exist";
 
+		if (*layout == ACE_LAYOUT_PLAIN)
+			problem = "is a plain table, not yet converted by migration 0005";
 		if (verifying) {
 			storage_say(ctx, ACE_STORAGE_DIFFERS, "storage: " STORAGE_TABLE " %s; "
-			    "run 'ace-migrate up'", what);
+			    "run 'ace-migrate up'", problem);
 			return ACE_OK;
 		}
 		return ace_error_set(err, ACE_ERR_NOT_FOUND, STORAGE_TABLE " %s; run 'ace-migrate up' first",
-		    what);
+		    problem);
 	}
 	matches = mode == ACE_STORAGE_AUTO ||
 	    (mode == ACE_STORAGE_TIMESCALEDB && *layout == ACE_LAYOUT_HYPERTABLE) ||

@@ -13,7 +13,7 @@
  * interval since the Unix epoch, as TimescaleDB aligns its chunks, and are
  * named performance_metrics_pYYYYMMDD (or _pYYYYMMDD_HHMM when the interval
  * is not whole days).  Rows outside every partition land in the default
- * partition, so an insert never fails for lack of a partition.
+ * partition, so while it exists no insert fails for lack of a partition.
  */
 
 struct partition {
@@ -324,18 +324,22 @@ static int
 drop_expired(struct storage_ctx *ctx, const struct partitions *parts, struct ace_error *err)
 {
 	long long boundary = retention_boundary(ctx, parts);
-	char when[40], sql[128], what[128];
+	char when[40], sql[160], what[128];
 
 	storage_format_time(boundary, when, sizeof(when));
 	for (int i = 0; i < parts->count; i++) {
 		const struct partition *p = &parts->items[i];
-		char to[40];
+		char to[40], *ident;
 		int rc;
 
 		if (p->hi > boundary)
 			continue;
+		ident = PQescapeIdentifier(ctx->pg, p->name, strlen(p->name));
+		if (ident == NULL)
+			return ace_error_set(err, ACE_ERR_SYSTEM, "out of memory");
 		/* DROP locks the parent exclusively, but only for as long as the catalog change takes. */
-		snprintf(sql, sizeof(sql), "DROP TABLE \"%s\"", p->name);
+		snprintf(sql, sizeof(sql), "DROP TABLE %s", ident);
+		PQfreemem(ident);
 		snprintf(what, sizeof(what), "cannot drop partition %s", p->name);
 		rc = storage_exec(ctx->pg, sql, what, err);
 		if (rc != ACE_OK)
@@ -414,7 +418,9 @@ storage_partition_apply(struct storage_ctx *ctx, bool drop, struct ace_error *er
 	 * Every interval within retention that has rows in the default partition
 	 * gets its partition.  Each creation empties its interval, so the next
 	 * round reads only intervals still waiting; those that overlap another
-	 * partition are skipped and stay.
+	 * partition are skipped and stay.  NOTE: each move scans the default
+	 * partition, which holds every row right after migration 0005, so
+	 * converting a large table costs one scan of it per interval of data.
 	 */
 	do {
 		int skipped = 0;

@@ -250,12 +250,16 @@ quote_columns(PGconn *pg, const struct storage_columns *cols, bool ordering, cha
 	for (int i = 0; i < cols->count; i++) {
 		const struct storage_column *c = &cols->items[i];
 		char *name = PQescapeIdentifier(pg, c->name, strlen(c->name));
+		const char *direction = "", *nulls = "";
 
 		if (name == NULL)
 			return -1;
+		if (ordering) {
+			direction = c->descending ? " DESC" : " ASC";
+			nulls = c->nulls_first ? " NULLS FIRST" : " NULLS LAST";
+		}
 		used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s%s%s%s",
-		    i ? "," : "", name, ordering ? (c->descending ? " DESC" : " ASC") : "",
-		    ordering ? (c->nulls_first ? " NULLS FIRST" : " NULLS LAST") : "");
+		    i > 0 ? "," : "", name, direction, nulls);
 		PQfreemem(name);
 	}
 	return used < len ? 0 : -1;
@@ -457,6 +461,11 @@ verify_policy(struct storage_ctx *ctx, const struct policy *p, struct ace_error 
 		    p->label, job.id);
 		return ACE_OK;
 	}
+	/*
+	 * NOTE: job_stats is written by TimescaleDB's scheduler.  PGlite's build
+	 * left it empty after CALL run_job, so runs by "ace-migrate maintain" may
+	 * not show here.
+	 */
 	if (strcmp(job.last_status, "Failed") == 0) {
 		storage_say(ctx, ACE_STORAGE_DIFFERS, "%s: job %s (%s) failed in its last run, "
 		    "started %s; see timescaledb_information.job_errors", p->label, job.id, want,
