@@ -299,6 +299,17 @@ csv_bad_lines() {
   grep -qE '^cache,Playbook TTL as stored,539\.\.600,[0-9.]+,s,ok,"configured 600 s, jitter up to 10%"$' <<<"$output"
 }
 
+@test "flush rows skipped without ace-ingest" {
+  # A copy of ace-bench alone, with a PATH that has no ace-ingest either.
+  cp "$ACE_BIN/ace-bench" "$BATS_TEST_TMPDIR/"
+  PATH=/usr/bin:/bin run --separate-stderr "$BATS_TEST_TMPDIR/ace-bench" --config "$CONFIG" --quick \
+    --suite batching --format csv
+  expect_status_matches_rows
+  expect_equal "${lines[1]}" "batching,Flush at batch_size,=100,,records,skip,ace-ingest was not found" "size row"
+  expect_equal "${lines[2]}" "batching,Partial batch flushed after batch_timeout,0.2..0.3,,s,skip,ace-ingest was not found" "timeout row"
+  grep -q '^batching,Sustained ingest rate,>=10000,[0-9]*,records/h,ok,' <<<"$output"
+}
+
 @test "plot is an SVG with one curve per latency" {
   run --separate-stderr ace-bench --config "$CONFIG" --quick --suite cache,query --plot "$BATS_TEST_TMPDIR/latency.svg"
   expect_status_matches_rows

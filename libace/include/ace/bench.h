@@ -50,6 +50,7 @@ struct ace_bench_summary {
 /* Appends one value.  Returns 0, or -1 when memory runs out (the samples are unchanged). */
 int ace_bench_samples_add(struct ace_bench_samples *s, double value);
 
+/* Frees the values; the samples are empty and usable again after. */
 void ace_bench_samples_release(struct ace_bench_samples *s);
 
 /*
@@ -153,6 +154,7 @@ struct ace_bench_report {
 	bool interrupted;		/* the cancel flag stopped the run before its end */
 };
 
+/* Empties a report before its first use: no rows, series or settings. */
 void ace_bench_report_init(struct ace_bench_report *r);
 
 /* Frees everything the report owns; it may be initialized again after. */
@@ -257,8 +259,8 @@ struct ace_bench_options {
  * seconds in all with quick.  Returns ACE_OK when every suite ran, even if
  * targets were missed, and also when cancelled (report->interrupted set).
  * Fails with ACE_ERR_RETRY or ACE_ERR_TIMEOUT when a server cannot be
- * reached, ACE_ERR_SERVER when one refuses a statement, ACE_ERR_SYSTEM on
- * out of memory or a failed system call; the rows measured before the
+ * reached, ACE_ERR_SERVER when one rejects a statement, and ACE_ERR_SYSTEM
+ * on out of memory or a failed system call.  The rows measured before the
  * failure stay in report.  A failed cleanup also fails the call, naming
  * what was left behind.
  */
