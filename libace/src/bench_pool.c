@@ -12,6 +12,13 @@
 /* Each agent waits a random 0 to THINK_MAX seconds between its queries, so that checkouts overlap unevenly. */
 #define THINK_MAX 0.005
 
+/*
+ * Stack of each agent thread.  A checkout and a query need little, and
+ * bench.min_concurrent_agents allows 10000 threads, which the default of
+ * 8 MiB each would reserve 80 GiB of address space for.
+ */
+#define AGENT_STACK (256 * 1024)
+
 static const char playbook_query[] =
 	"SELECT version, context FROM context_playbooks WHERE agent_id = $1 ORDER BY version DESC LIMIT 1";
 
@@ -109,10 +116,13 @@ run_agents(struct bench *b, struct ace_pool *pool, struct agent *agents, int n, 
 {
 	struct gate gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	pthread_t *threads = calloc((size_t)n, sizeof(*threads));
+	pthread_attr_t attr;
 	int rc = ACE_OK;
 
 	if (threads == NULL)
 		return ace_error_set(err, ACE_ERR_SYSTEM, "out of memory");
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, AGENT_STACK);
 	*started = 0;
 	for (int i = 0; i < n; i++) {
 		agents[i].b = b;
@@ -120,7 +130,7 @@ run_agents(struct bench *b, struct ace_pool *pool, struct agent *agents, int n, 
 		agents[i].gate = &gate;
 		agents[i].deadline = ace_monotonic() + b->duration;
 		agents[i].rng = bench_random(b);
-		if (pthread_create(&threads[i], NULL, agent_main, &agents[i]) != 0) {
+		if (pthread_create(&threads[i], &attr, agent_main, &agents[i]) != 0) {
 			rc = ace_error_set(err, ACE_ERR_SYSTEM, "cannot start agent thread %d of %d", i + 1, n);
 			break;
 		}
@@ -132,6 +142,7 @@ run_agents(struct bench *b, struct ace_pool *pool, struct agent *agents, int n, 
 	pthread_mutex_unlock(&gate.lock);
 	for (int i = 0; i < *started; i++)
 		pthread_join(threads[i], NULL);
+	pthread_attr_destroy(&attr);
 	free(threads);
 	return rc;
 }
