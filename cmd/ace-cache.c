@@ -22,6 +22,7 @@
 #include "ace/lines.h"
 #include "ace/log.h"
 #include "ace/pool.h"
+#include "ace/procstats.h"
 #include "ace/redis.h"
 #include "cli.h"
 
@@ -545,6 +546,87 @@ run_listen(struct clients *cl)
 	return EXIT_OK;
 }
 
+/* --- the stats file --------------------------------------------------------------- */
+
+/* The sources of the stats file of ace-cache, read from the writer's thread. */
+struct figures {
+	struct ace_pool *pool;
+	const struct ace_config *cfg;
+	bool timed;			/* true in filter mode, which observes and writes the histograms */
+	/* Seconds from reading a filter request to writing its response, per op. */
+	struct ace_histogram get;
+	struct ace_histogram set;
+	struct ace_histogram invalidate;
+};
+
+static void
+add_operation(struct ace_procstats *s, const char *name, struct ace_histogram *h)
+{
+	snprintf(s->operation[s->operations].name, sizeof(s->operation[s->operations].name), "%s", name);
+	ace_histogram_read(h, &s->operation[s->operations].duration);
+	s->operations++;
+}
+
+static void
+fill_figures(void *ctx, struct ace_procstats *s)
+{
+	struct figures *f = ctx;
+	struct ace_pool_stats ps;
+
+	ace_pool_stats(f->pool, &ps);
+	s->has_pool = true;
+	s->pool_size = f->cfg->pool_size;
+	s->pool_max_overflow = f->cfg->pool_max_overflow;
+	s->pool_open = ps.open;
+	s->pool_checked_out = ps.in_use;
+	s->pool_waiting = ps.waiting;
+	s->pool_checkouts = ps.checkouts;
+	s->pool_timeouts = ps.timeouts;
+	if (f->timed) {
+		add_operation(s, "get", &f->get);
+		add_operation(s, "set", &f->set);
+		add_operation(s, "invalidate", &f->invalidate);
+	}
+}
+
+/*
+ * Starts the writer of the stats file in stats.dir.  Returns NULL, after
+ * logging why, when it cannot start: the command then runs without a file.
+ */
+static struct ace_procstats_writer *
+start_figures(struct clients *cl, struct figures *f, bool timed)
+{
+	struct ace_procstats_writer *w;
+	struct ace_error err;
+
+	f->pool = cl->pool;
+	f->cfg = &cl->cfg;
+	f->timed = timed;
+	ace_histogram_init(&f->get);
+	ace_histogram_init(&f->set);
+	ace_histogram_init(&f->invalidate);
+	w = ace_procstats_start(cl->cfg.stats_dir, "ace-cache", fill_figures, f, &err);
+	if (w == NULL) {
+		ace_log(ACE_LOG_WARNING, "process stats are not written", "error", err.message, NULL);
+		ace_histogram_destroy(&f->get);
+		ace_histogram_destroy(&f->set);
+		ace_histogram_destroy(&f->invalidate);
+	}
+	return w;
+}
+
+/* Stops the writer, which removes the file.  NULL is ignored. */
+static void
+stop_figures(struct ace_procstats_writer *w, struct figures *f)
+{
+	if (w == NULL)
+		return;
+	ace_procstats_stop(w);
+	ace_histogram_destroy(&f->get);
+	ace_histogram_destroy(&f->set);
+	ace_histogram_destroy(&f->invalidate);
+}
+
 /* --- filter mode ------------------------------------------------------------------ */
 
 enum {
@@ -557,6 +639,7 @@ enum {
 /* One parsed request line; strings are owned. */
 struct filter_request {
 	unsigned long long line;
+	double read_at;			/* ace_monotonic() when the line was taken from the input */
 	char *id;			/* the "id" member as JSON text, echoed; NULL when absent */
 	int op;
 	struct ace_cache_request req;
@@ -907,8 +990,36 @@ answer_chunk(struct clients *cl, struct filter_request *rs, size_t n, struct ace
 	free(results);
 }
 
+/*
+ * Counts, per op, the seconds from reading each request of a chunk to
+ * answered_at, when the chunk's responses were written.  A request waits
+ * for the requests before it in its chunk, because the gets of a run share
+ * one Redis pipeline and all responses are written together.  Invalid
+ * requests are not counted.
+ * NOTE: time spent in the pipe, or in the read buffer while an earlier full
+ * chunk was processed, is not counted, so a backlog of input is not visible.
+ */
+static void
+observe_durations(struct figures *f, const struct filter_request *rs, size_t n, double answered_at)
+{
+	for (size_t i = 0; i < n; i++) {
+		double seconds = answered_at - rs[i].read_at;
+
+		switch (rs[i].op) {
+		case OP_GET: ace_histogram_observe(&f->get, seconds); break;
+		case OP_SET: ace_histogram_observe(&f->set, seconds); break;
+		case OP_INVALIDATE: ace_histogram_observe(&f->invalidate, seconds); break;
+		}
+	}
+}
+
+/*
+ * Reads requests from standard input and writes a response to each, until
+ * the input ends or a signal arrives.  figures is NULL when no stats file
+ * is written.
+ */
 static int
-run_filter(struct clients *cl)
+run_filter(struct clients *cl, struct figures *figures)
 {
 	size_t max = (size_t)cl->cfg.cache_pipeline_size;
 	struct filter_request *rs = calloc(max, sizeof(*rs));
@@ -950,16 +1061,19 @@ run_filter(struct clients *cl)
 				}
 				break;	/* a timeout: answer what has arrived */
 			}
+			rs[n].read_at = ace_monotonic();
 			n++;
 			timeout = 0;
 		}
 		answer_chunk(cl, rs, n, &out, &t);
-		for (size_t i = 0; i < n; i++)
-			request_release(&rs[i]);
 		if (out.len > 0 && (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0)) {
 			cli_error("cannot write to standard output: %s", strerror(errno));
 			output_failed = true;
+		} else if (figures != NULL) {
+			observe_durations(figures, rs, n, ace_monotonic());
 		}
+		for (size_t i = 0; i < n; i++)
+			request_release(&rs[i]);
 		ace_buf_reset(&out);
 	}
 	ace_buf_release(&out);
@@ -981,6 +1095,8 @@ main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct clients cl = { 0 };
+	struct figures figures = { 0 };
+	struct ace_procstats_writer *writer = NULL;
 	const char *command;
 	int status;
 
@@ -1008,6 +1124,13 @@ main(int argc, char **argv)
 
 	install_signals();
 	open_clients(&cl, &o);
+	/*
+	 * Only the long-running commands write a stats file.  get, set,
+	 * invalidate and stats end within milliseconds, so a scrape would
+	 * almost never see their file, and warm prints its totals when it ends.
+	 */
+	if (cl.cfg.stats_dir != NULL && (strcmp(command, "filter") == 0 || strcmp(command, "listen") == 0))
+		writer = start_figures(&cl, &figures, strcmp(command, "filter") == 0);
 	if (strcmp(command, "get") == 0)
 		status = run_get(&cl, argc, argv);
 	else if (strcmp(command, "set") == 0)
@@ -1021,7 +1144,8 @@ main(int argc, char **argv)
 	else if (strcmp(command, "listen") == 0)
 		status = run_listen(&cl);
 	else
-		status = run_filter(&cl);
+		status = run_filter(&cl, writer != NULL ? &figures : NULL);
+	stop_figures(writer, &figures);
 	close_clients(&cl);
 	return cli_close_stdout(status);
 }

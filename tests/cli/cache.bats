@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Tests ace-cache against a real Redis and PostgreSQL: read-through, TTLs, invalidation, set, stats, filter mode, stampedes and listen.
+# Tests ace-cache against a real Redis and PostgreSQL: read-through, TTLs, invalidation, set, stats, filter mode, stampedes, listen and stats files.
 
 bats_require_minimum_version 1.5.0
 
@@ -406,6 +406,84 @@ NDJSON
   expect_equal "$(xargs <"$BATS_TEST_TMPDIR/listen.out")" "ace:playbook:a1 ace:playbook:a1 ace:playbook:a2" "keys printed"
 }
 
+@test "filter stats file feeds prom" {
+  local dir=$BATS_TEST_TMPDIR/procstats fifo=$BATS_TEST_TMPDIR/requests.fifo prom=$BATS_TEST_TMPDIR/out.prom
+  local pid writer file labels sum
+  command -v promtool >/dev/null || skip "promtool is not installed (Debian package prometheus)"
+  mkdir "$dir"
+  mkfifo "$fifo"
+  ACE_STATS_DIR=$dir ace-cache filter <"$fifo" >"$BATS_TEST_TMPDIR/filter.out" 2>"$BATS_TEST_TMPDIR/filter.err" 3>&- &
+  pid=$!
+  exec {writer}<>"$fifo"
+  file=$dir/ace-cache.$pid.json
+  wait_for_file "$file" 5
+
+  # Written at once, the three gets share one pipeline and the invalidate runs after them.
+  printf '%s\n' '{"op":"get","kind":"playbook","agent_id":"a1"}' \
+    '{"op":"get","kind":"baseline","agent_id":"a1","task_type":"refund"}' \
+    '{"op":"get","kind":"playbook","agent_id":"nobody"}' \
+    '{"op":"invalidate","kind":"playbook","agent_id":"a1"}' >&"$writer"
+  wait_for_file_text "$BATS_TEST_TMPDIR/filter.out" '"removed":1' 10
+  # The file is replaced once a second, so the counts show up within about a second.
+  wait_for_json "$file" '.operations.get.cumulative[-1] == 3 and .operations.invalidate.cumulative[-1] == 1' 5
+
+  ACE_STATS_DIR=$dir run --separate-stderr ace-stats prom
+  expect_status 0
+  printf '%s\n' "$output" >"$prom"
+  labels="program=\"ace-cache\",pid=\"$pid\""
+  grep -qxF "ace_cache_operation_duration_bucket{$labels,operation=\"get\",le=\"+Inf\"} 3" "$prom"
+  grep -qxF "ace_cache_operation_duration_count{$labels,operation=\"get\"} 3" "$prom"
+  grep -qxF "ace_cache_operation_duration_seconds_count{$labels,operation=\"invalidate\"} 1" "$prom"
+  grep -qxF "ace_cache_operation_duration_seconds_count{$labels,operation=\"set\"} 0" "$prom"
+  sum=$(awk -v key="ace_cache_operation_duration_sum{$labels,operation=\"get\"}" '$1 == key { print $2 }' "$prom")
+  awk -v s="$sum" 'BEGIN { exit !(s > 0 && s < 10) }' || { echo "get duration sum '$sum', expected 0 to 10 s"; return 1; }
+  grep -qxF "ace_database_pool_size{$labels} 10" "$prom"
+  # The misses of playbook a1, baseline a1 refund and playbook nobody each loaded from PostgreSQL.
+  grep -qxF "ace_database_pool_checkouts_total{$labels} 3" "$prom"
+  run promtool check metrics <"$prom"
+  expect_status 0
+  run awk -f "$REPO/tests/cli/prom_check.awk" "$prom"
+  expect_status 0
+
+  exec {writer}>&-
+  status=0
+  wait "$pid" || status=$?
+  expect_status 0
+  [[ ! -e $file ]] || { echo "$file is left after ace-cache exited"; return 1; }
+}
+
+@test "listen stats file has pool only" {
+  local dir=$BATS_TEST_TMPDIR/procstats file
+  mkdir "$dir"
+  ACE_STATS_DIR=$dir ace-cache listen >/dev/null 2>"$BATS_TEST_TMPDIR/listen.err" 3>&- &
+  LISTEN_PID=$!
+  file=$dir/ace-cache.$LISTEN_PID.json
+  wait_for_file "$file" 5
+  expect_equal "$(jq -c '[.program, .pool.size, .pool.checkouts, .operations]' "$file")" \
+    '["ace-cache",10,0,{}]' "figures"
+
+  kill -TERM "$LISTEN_PID"
+  status=0
+  wait "$LISTEN_PID" || status=$?
+  LISTEN_PID=
+  expect_status 0
+  [[ ! -e $file ]] || { echo "$file is left after ace-cache exited"; return 1; }
+}
+
+@test "stats folder unused by one-shot commands" {
+  local missing=$BATS_TEST_TMPDIR/missing
+  # A folder that does not exist shows whether a writer was started: starting one logs a warning.
+  ACE_STATS_DIR=$missing run --separate-stderr ace-cache get playbook a1
+  expect_status 0
+  expect_equal "$stderr" "" "stderr of get"
+
+  ACE_STATS_DIR=$missing run --separate-stderr ace-cache filter <<<'{"op":"get","kind":"playbook","agent_id":"a2"}'
+  expect_status 0
+  expect_equal "$(jq -r .status <<<"$output")" ok "filter status"
+  [[ $stderr == *'msg="process stats are not written"'*"stats folder '$missing' is not writable"* ]] ||
+    { echo "stderr of filter: $stderr"; return 1; }
+}
+
 @test "ACL user authenticates" {
   redis-cli -p "$ACE_REDIS_PORT" acl setuser ace-cache-test on '>s3cret pw' '~*' '+@all' >/dev/null
 
@@ -490,6 +568,29 @@ wait_for_file_text() {
     sleep 0.05
   done
   echo "$file has no '$text' after $seconds s:"
+  cat "$file"
+  return 1
+}
+
+# Polls until FILE exists, and fails after SECONDS.
+wait_for_file() {
+  local file=$1 seconds=$2 tries
+  for ((tries = 0; tries < seconds * 20; tries++)); do
+    [[ -e $file ]] && return 0
+    sleep 0.05
+  done
+  echo "$file does not exist after $seconds s"
+  return 1
+}
+
+# Polls the JSON file FILE until the jq expression EXPR is true, and fails after SECONDS.
+wait_for_json() {
+  local file=$1 expr=$2 seconds=$3 tries
+  for ((tries = 0; tries < seconds * 20; tries++)); do
+    jq -e "$expr" "$file" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "$file has no '$expr' after $seconds s:"
   cat "$file"
   return 1
 }

@@ -11,14 +11,13 @@
 
 /*
  * When the setting stats.dir names a folder, a long-running ace process
- * writes its figures there as PROGRAM.PID.json, replaced atomically once a
- * second and removed when the process ends.
+ * (ace-ingest, and ace-cache in filter and listen mode) writes its figures
+ * there as PROGRAM.PID.json, replaced atomically once a second and removed
+ * when the process ends.
  * ace-stats prom reads every such file whose process is alive and whose
  * figures are fresh, and exports them labelled with program and pid.
- *
- * TODO: only ace-ingest writes a file so far.  ace-cache should start a
- * writer too and time each lookup with ace_histogram_observe() in an
- * operation named "get", which ace_cache_operation_duration exports.
+ * ace-cache filter times its requests in the operations "get", "set" and
+ * "invalidate", which ace_cache_operation_duration exports.
  */
 
 /* Upper bounds in seconds of the histogram buckets; a last bucket, +Inf, takes the rest. */
