@@ -313,7 +313,7 @@ run_storage(PGconn *pg, const struct ace_config *cfg, const char *command)
 }
 
 /*
- * After up: says which layout migration 0005 chose when it ran now, then
+ * After up: prints which layout migration 0005 chose when it ran now, then
  * applies the storage settings and prints what changed.  A database whose
  * migrations (from --dir) never converted performance_metrics is left alone.
  */

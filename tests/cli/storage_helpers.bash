@@ -36,8 +36,7 @@ steps_to_revert_storage() {
   ace_psql "SELECT count(*) FROM ace_schema_migrations WHERE version >= 5"
 }
 
-# Fails unless a line of the last run's stdout starts with PREFIX or contains it when it has no
-# fixed start; prints stdout on failure.
+# Fails unless a line of the last run's stdout contains TEXT; prints stdout on failure.
 expect_line() {
   local line
   for line in "${lines[@]}"; do
