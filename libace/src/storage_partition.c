@@ -16,6 +16,14 @@
  * partition, so while it exists no insert fails for lack of a partition.
  */
 
+/*
+ * How long creating or dropping a partition waits for a lock.  While it
+ * waits, every later query of the table it waits for queues behind it, so a
+ * long query must make maintain fail, to be retried on its next run, rather
+ * than stall ace-ingest.
+ */
+#define PARTITION_LOCK_TIMEOUT "SET LOCAL lock_timeout = '10s'"
+
 struct partition {
 	char name[64];
 	long long lo, hi;	/* epoch seconds; bounds that are not timestamps read as +-1e15 */
@@ -227,7 +235,7 @@ create_partition(struct storage_ctx *ctx, const struct partitions *parts, long l
 		goto out;
 	}
 
-	rc = storage_exec(ctx->pg, "BEGIN", what, err);
+	rc = storage_exec(ctx->pg, "BEGIN; " PARTITION_LOCK_TIMEOUT, what, err);
 	if (rc != ACE_OK)
 		goto out;
 	if (default_ident != NULL) {
@@ -324,7 +332,7 @@ static int
 drop_expired(struct storage_ctx *ctx, const struct partitions *parts, struct ace_error *err)
 {
 	long long boundary = retention_boundary(ctx, parts);
-	char when[40], sql[160], what[128];
+	char when[40], sql[256], what[128];
 
 	storage_format_time(boundary, when, sizeof(when));
 	for (int i = 0; i < parts->count; i++) {
@@ -338,12 +346,15 @@ drop_expired(struct storage_ctx *ctx, const struct partitions *parts, struct ace
 		if (ident == NULL)
 			return ace_error_set(err, ACE_ERR_SYSTEM, "out of memory");
 		/* DROP locks the parent exclusively, but only for as long as the catalog change takes. */
-		snprintf(sql, sizeof(sql), "DROP TABLE %s", ident);
+		snprintf(sql, sizeof(sql), "BEGIN; " PARTITION_LOCK_TIMEOUT "; DROP TABLE %s; COMMIT",
+		    ident);
 		PQfreemem(ident);
 		snprintf(what, sizeof(what), "cannot drop partition %s", p->name);
 		rc = storage_exec(ctx->pg, sql, what, err);
-		if (rc != ACE_OK)
+		if (rc != ACE_OK) {
+			storage_rollback(ctx->pg);
 			return rc;
+		}
 		storage_format_time(p->hi, to, sizeof(to));
 		storage_say(ctx, ACE_STORAGE_CHANGED, "partition %s: dropped, its rows end at %s, "
 		    "before the retention boundary %s", p->name, to, when);

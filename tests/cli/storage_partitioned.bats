@@ -186,6 +186,30 @@ day_partition() {
   expect_status 0
 }
 
+@test "maintain gives up on a held lock" {
+  ace-migrate up >/dev/null
+  insert_metrics -20 2
+  # A long query on the default partition blocks the move of its rows.
+  PGAPPNAME=lock-holder psql -X -q "$DATABASE_URL" \
+    -c "BEGIN; LOCK TABLE performance_metrics_default IN ACCESS SHARE MODE; SELECT pg_sleep(30); COMMIT" \
+    >/dev/null 2>&1 3>&- &
+  local holder=$! tries
+  for ((tries = 0; tries < 50; tries++)); do
+    [[ $(ace_psql "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                    WHERE a.application_name = 'lock-holder' AND l.granted
+                      AND l.relation = 'performance_metrics_default'::regclass") == 1 ]] && break
+    sleep 0.1
+  done
+
+  run --separate-stderr ace-migrate maintain
+  ace_psql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lock-holder'" >/dev/null
+  wait "$holder" || true
+  expect_status 70
+  expect_equal "$stderr" "ace-migrate: maintain: cannot create partition $(day_partition -20): canceling statement due to lock timeout (SQLSTATE 55P03)" "stderr"
+  expect_equal "$(default_rows)" 2 "rows in the default partition"
+  expect_equal "$(ace_psql "SELECT count(*) FROM pg_class WHERE relname = '$(day_partition -20)'")" 0 "half-made partitions"
+}
+
 @test "down and up keep every row" {
   ace-migrate up >/dev/null
   insert_metrics -3 4
