@@ -15,7 +15,7 @@
 #include "ace/pool.h"
 
 /* The advisory lock key: the bytes "ace-migr" read as a big-endian integer. */
-#define LOCK_KEY "7017213089463723890"
+#define LOCK_KEY "7017563890156922738"
 
 static const char history_ddl[] =
 	"CREATE TABLE IF NOT EXISTS " ACE_MIGRATE_HISTORY " ("
