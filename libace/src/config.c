@@ -289,11 +289,14 @@ set_value(struct ace_config *cfg, const struct ace_config_key *key,
 		rc = parse_number(text, &v);
 		break;
 	}
+	if (rc < 0 && key->type == ACE_CONFIG_SECONDS)
+		return ace_error_set(err, ACE_ERR_INVALID,
+		    "%s: %s: invalid duration '%s' (seconds, or a number with ms, s, m, h or d)",
+		    source, key->name, text);
 	if (rc < 0)
 		return ace_error_set(err, ACE_ERR_INVALID, "%s: %s: invalid %s '%s'",
 		    source, key->name,
 		    key->type == ACE_CONFIG_INT ? "integer" :
-		    key->type == ACE_CONFIG_SECONDS ? "duration" :
 		    key->type == ACE_CONFIG_NUMBER ? "number" : "size", text);
 	if (v < key->min || v > key->max)
 		return ace_error_set(err, ACE_ERR_INVALID,

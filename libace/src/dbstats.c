@@ -122,7 +122,12 @@ read_rows(PGconn *pg, struct ace_dbstats *out, struct ace_error *err)
 	}
 	PQclear(res);
 
-	res = query(pg, "SELECT extract(epoch FROM now() - max(recorded_at))::float8 FROM performance_metrics",
+	/*
+	 * Rows dated in the future (a producer's clock ahead) are left out, or
+	 * one such row would make the lag negative and hide a stalled ingest.
+	 */
+	res = query(pg, "SELECT extract(epoch FROM now() - max(recorded_at))::float8 "
+	    "FROM performance_metrics WHERE recorded_at <= now()",
 	    "reading the ingest lag", err);
 	if (res == NULL)
 		return err->code;

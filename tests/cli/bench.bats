@@ -179,7 +179,7 @@ csv_bad_lines() {
 
   run --separate-stderr ace-bench --duration soon
   expect_status 64
-  expect_equal "${stderr_lines[0]}" "ace-bench: --duration: bench.duration: invalid duration 'soon'" "message"
+  expect_equal "${stderr_lines[0]}" "ace-bench: --duration: bench.duration: invalid duration 'soon' (seconds, or a number with ms, s, m, h or d)" "message"
 }
 
 @test "server elsewhere is rejected before connecting" {
