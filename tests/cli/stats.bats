@@ -476,6 +476,21 @@ ok   ingest_lag ${lines[8]#ok   ingest_lag }" "checks"
   expect_status 0
 }
 
+@test "future row hides no lag" {
+  # A producer whose clock runs ahead must not make a stalled ingest look current.
+  {
+    printf '{"agent_id":"h1","task_id":"t1","stage":"planning","recorded_at":"%s"}\n' \
+      "$(date -u -d '-10 minutes' +%Y-%m-%dT%H:%M:%SZ)"
+    printf '{"agent_id":"h2","task_id":"t2","stage":"planning","recorded_at":"%s"}\n' \
+      "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)"
+  } >"$BATS_TEST_TMPDIR/records.ndjson"
+  ace-ingest -q "$BATS_TEST_TMPDIR/records.ndjson"
+
+  run --separate-stderr ace-stats health
+  expect_status 1
+  [[ ${lines[8]} =~ ^fail\ ingest_lag\ 6[0-9][0-9]\.[0-9]\ \(\<=\ 300\ s\)$ ]]
+}
+
 @test "health fails on low hit rate" {
   printf '{"agent_id":"h1","task_id":"t1","stage":"planning"}\n' | ace-ingest -q
   ace-cache get baseline nobody x >/dev/null 2>&1 || true
