@@ -99,13 +99,6 @@ static const struct option long_options[] = {
 
 enum format { FORMAT_MARKDOWN, FORMAT_JSON, FORMAT_CSV };
 
-/* A flag's value, applied to the configuration after ace.yaml and the environment. */
-struct flag_value {
-	const char *key;
-	const char *flag;
-	const char *value;
-};
-
 struct options {
 	const char *config;
 	const char *plot;
@@ -113,8 +106,7 @@ struct options {
 	int format;
 	bool quick;
 	bool allow_remote;
-	struct flag_value flags[8];
-	int nflags;
+	struct cli_flags flags;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -142,17 +134,6 @@ install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void
-add_flag(struct options *o, const char *key, const char *flag, const char *value)
-{
-	if (o->nflags == (int)(sizeof(o->flags) / sizeof(o->flags[0])))
-		cli_usage_error("too many options");
-	o->flags[o->nflags].key = key;
-	o->flags[o->nflags].flag = flag;
-	o->flags[o->nflags].value = value;
-	o->nflags++;
-}
-
 static int
 parse_format(const char *text)
 {
@@ -174,20 +155,20 @@ parse_options(int argc, char **argv, struct options *o)
 	while ((c = getopt_long(argc, argv, "c:d:r:s:f:hV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->config = optarg; break;
-		case 'd': add_flag(o, "database.url", "--database-url", optarg); break;
-		case 'r': add_flag(o, "redis.url", "--redis-url", optarg); break;
+		case 'd': cli_flags_add(&o->flags, "database.url", "--database-url", optarg); break;
+		case 'r': cli_flags_add(&o->flags, "redis.url", "--redis-url", optarg); break;
 		case 's':
 			if (ace_bench_suites_parse(optarg, &o->suites, &err) != ACE_OK)
 				cli_usage_error("--suite: %s", err.message);
 			break;
 		case 'f': o->format = parse_format(optarg); break;
-		case OPT_SEED: add_flag(o, "bench.seed", "--seed", optarg); break;
-		case OPT_DURATION: add_flag(o, "bench.duration", "--duration", optarg); break;
+		case OPT_SEED: cli_flags_add(&o->flags, "bench.seed", "--seed", optarg); break;
+		case OPT_DURATION: cli_flags_add(&o->flags, "bench.duration", "--duration", optarg); break;
 		case OPT_QUICK: o->quick = true; break;
 		case OPT_PLOT: o->plot = optarg; break;
 		case OPT_ALLOW_REMOTE: o->allow_remote = true; break;
-		case OPT_LOG_LEVEL: add_flag(o, "log.level", "--log-level", optarg); break;
-		case OPT_LOG_FORMAT: add_flag(o, "log.format", "--log-format", optarg); break;
+		case OPT_LOG_LEVEL: cli_flags_add(&o->flags, "log.level", "--log-level", optarg); break;
+		case OPT_LOG_FORMAT: cli_flags_add(&o->flags, "log.format", "--log-format", optarg); break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(cli_close_stdout(EXIT_OK));
@@ -358,8 +339,7 @@ main(int argc, char **argv)
 	cli_program = "ace-bench";
 	parse_options(argc, argv, &o);
 	cli_load_config(&cfg, o.config);
-	for (int i = 0; i < o.nflags; i++)
-		cli_set(&cfg, o.flags[i].key, o.flags[i].value, o.flags[i].flag);
+	cli_flags_apply(&cfg, &o.flags);
 	cli_setup_log(&cfg);
 
 	/* Open the plot first, so that a bad path fails before a long run. */

@@ -115,28 +115,12 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* A flag's value, applied to the configuration after ace.yaml and the environment. */
-struct flag_value {
-	const char *key;
-	const char *flag;
-	const char *value;
-};
-
 struct options {
 	const char *config;
 	const char *pattern;
 	long expect_version;	/* -1: not given */
 	bool json;
-	struct flag_value flags[8];
-	int nflags;
-};
-
-/* The clients every command shares. */
-struct clients {
-	struct ace_config cfg;
-	struct ace_pool *pool;
-	struct ace_redis *redis;
-	struct ace_cache *cache;
+	struct cli_flags flags;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -170,17 +154,6 @@ install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void
-add_flag(struct options *o, const char *key, const char *flag, const char *value)
-{
-	if (o->nflags == (int)(sizeof(o->flags) / sizeof(o->flags[0])))
-		cli_usage_error("too many options");
-	o->flags[o->nflags].key = key;
-	o->flags[o->nflags].flag = flag;
-	o->flags[o->nflags].value = value;
-	o->nflags++;
-}
-
 static long
 parse_version(const char *text)
 {
@@ -203,14 +176,14 @@ parse_options(int argc, char **argv, struct options *o)
 	while ((c = getopt_long(argc, argv, "c:d:r:e:p:t:hV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->config = optarg; break;
-		case 'd': add_flag(o, "database.url", "--database-url", optarg); break;
-		case 'r': add_flag(o, "redis.url", "--redis-url", optarg); break;
+		case 'd': cli_flags_add(&o->flags, "database.url", "--database-url", optarg); break;
+		case 'r': cli_flags_add(&o->flags, "redis.url", "--redis-url", optarg); break;
 		case 'e': o->expect_version = parse_version(optarg); break;
 		case 'p': o->pattern = optarg; break;
-		case 't': add_flag(o, "redis.command_timeout", "--command-timeout", optarg); break;
+		case 't': cli_flags_add(&o->flags, "redis.command_timeout", "--command-timeout", optarg); break;
 		case OPT_JSON: o->json = true; break;
-		case OPT_LOG_LEVEL: add_flag(o, "log.level", "--log-level", optarg); break;
-		case OPT_LOG_FORMAT: add_flag(o, "log.format", "--log-format", optarg); break;
+		case OPT_LOG_LEVEL: cli_flags_add(&o->flags, "log.level", "--log-level", optarg); break;
+		case OPT_LOG_FORMAT: cli_flags_add(&o->flags, "log.format", "--log-format", optarg); break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(cli_close_stdout(EXIT_OK));
@@ -241,63 +214,12 @@ exit_status_for(int code)
 }
 
 static void
-open_clients(struct clients *cl, const struct options *o)
+open_clients(struct cli_clients *cl, const struct options *o)
 {
-	struct ace_pool_options po;
-	struct ace_redis_options ro;
-	struct ace_cache_options co;
-	struct ace_error err;
-
 	cli_load_config(&cl->cfg, o->config);
-	for (int i = 0; i < o->nflags; i++)
-		cli_set(&cl->cfg, o->flags[i].key, o->flags[i].value, o->flags[i].flag);
+	cli_flags_apply(&cl->cfg, &o->flags);
 	cli_setup_log(&cl->cfg);
-
-	po = (struct ace_pool_options){
-		.conninfo = cl->cfg.database_url,
-		.application_name = "ace-cache",
-		.size = cl->cfg.pool_size,
-		.max_overflow = cl->cfg.pool_max_overflow,
-		.recycle = cl->cfg.pool_recycle,
-		.timeout = cl->cfg.pool_timeout,
-		.connect_timeout = cl->cfg.connect_timeout,
-	};
-	ro = (struct ace_redis_options){
-		.url = cl->cfg.redis_url,
-		.max_connections = cl->cfg.redis_max_connections,
-		.connect_timeout = cl->cfg.redis_connect_timeout,
-		.command_timeout = cl->cfg.redis_command_timeout,
-		.breaker_failures = cl->cfg.redis_breaker_failures,
-		.breaker_cooldown = cl->cfg.redis_breaker_cooldown,
-	};
-	cl->pool = ace_pool_new(&po, &err);
-	if (cl->pool != NULL)
-		cl->redis = ace_redis_new(&ro, &err);
-	if (cl->redis != NULL) {
-		co = (struct ace_cache_options){
-			.redis = cl->redis,
-			.pool = cl->pool,
-			.playbook_ttl = cl->cfg.playbook_ttl,
-			.baseline_ttl = cl->cfg.baseline_ttl,
-			.negative_ttl = cl->cfg.negative_ttl,
-			.jitter_percent = cl->cfg.ttl_jitter_percent,
-			.lock_timeout = cl->cfg.cache_lock_timeout,
-		};
-		cl->cache = ace_cache_new(&co, &err);
-	}
-	if (cl->cache == NULL) {
-		cli_error("%s", err.message);
-		exit(err.code == ACE_ERR_INVALID ? EXIT_CONFIG : EXIT_SOFTWARE);
-	}
-}
-
-static void
-close_clients(struct clients *cl)
-{
-	ace_cache_free(cl->cache);
-	ace_redis_free(cl->redis);
-	ace_pool_free(cl->pool);
-	ace_config_release(&cl->cfg);
+	cli_open_clients(cl, cl->cfg.pool_size, cl->cfg.pool_max_overflow);
 }
 
 /* Returns what to do after an error: run the migrations when a table is missing (SQLSTATE 42P01). */
@@ -335,7 +257,7 @@ describe(const struct ace_cache_request *req, char *out, size_t len)
 /* --- get, set, invalidate, warm, stats ------------------------------------------- */
 
 static int
-run_get(struct clients *cl, int argc, char **argv)
+run_get(struct cli_clients *cl, int argc, char **argv)
 {
 	struct ace_cache_request req = { 0 };
 	struct ace_cache_result res;
@@ -394,7 +316,7 @@ read_document(const char *path, struct ace_buf *buf)
 }
 
 static int
-run_set(struct clients *cl, const struct options *o, int argc, char **argv)
+run_set(struct cli_clients *cl, const struct options *o, int argc, char **argv)
 {
 	struct ace_buf doc = ACE_BUF_INIT;
 	struct ace_cache_playbook playbook;
@@ -441,7 +363,7 @@ out:
 }
 
 static int
-run_invalidate(struct clients *cl, const struct options *o, int argc, char **argv)
+run_invalidate(struct cli_clients *cl, const struct options *o, int argc, char **argv)
 {
 	struct ace_cache_request req = { 0 };
 	struct ace_error err;
@@ -475,7 +397,7 @@ run_invalidate(struct clients *cl, const struct options *o, int argc, char **arg
 }
 
 static int
-run_warm(struct clients *cl)
+run_warm(struct cli_clients *cl)
 {
 	struct ace_cache_warm_result w;
 	struct ace_error err;
@@ -491,7 +413,7 @@ run_warm(struct clients *cl)
 }
 
 static int
-run_stats(struct clients *cl, const struct options *o)
+run_stats(struct cli_clients *cl, const struct options *o)
 {
 	struct ace_cache_stats st;
 	struct ace_error err;
@@ -528,7 +450,7 @@ print_key(void *ctx, const char *key)
 }
 
 static int
-run_listen(struct clients *cl)
+run_listen(struct cli_clients *cl)
 {
 	struct ace_cache_listen_options lo = {
 		.conninfo = cl->cfg.database_url,
@@ -594,7 +516,7 @@ fill_figures(void *ctx, struct ace_procstats *s)
  * logging why, when it cannot start: the command then runs without a file.
  */
 static struct ace_procstats_writer *
-start_figures(struct clients *cl, struct figures *f, bool timed)
+start_figures(struct cli_clients *cl, struct figures *f, bool timed)
 {
 	struct ace_procstats_writer *w;
 	struct ace_error err;
@@ -901,7 +823,7 @@ answer_get(struct ace_buf *out, const struct filter_request *r, const struct ace
 }
 
 static void
-answer_set(struct clients *cl, struct ace_buf *out, const struct filter_request *r,
+answer_set(struct cli_clients *cl, struct ace_buf *out, const struct filter_request *r,
     struct filter_totals *t)
 {
 	struct ace_error err, cache_err;
@@ -923,7 +845,7 @@ answer_set(struct clients *cl, struct ace_buf *out, const struct filter_request 
 }
 
 static void
-answer_invalidate(struct clients *cl, struct ace_buf *out, const struct filter_request *r,
+answer_invalidate(struct cli_clients *cl, struct ace_buf *out, const struct filter_request *r,
     struct filter_totals *t)
 {
 	struct ace_error err;
@@ -946,7 +868,7 @@ answer_invalidate(struct clients *cl, struct ace_buf *out, const struct filter_r
  * pipeline, and set and invalidate run alone.
  */
 static void
-answer_chunk(struct clients *cl, struct filter_request *rs, size_t n, struct ace_buf *out,
+answer_chunk(struct cli_clients *cl, struct filter_request *rs, size_t n, struct ace_buf *out,
     struct filter_totals *t)
 {
 	struct ace_cache_request *reqs = calloc(n, sizeof(*reqs));
@@ -1019,7 +941,7 @@ observe_durations(struct figures *f, const struct filter_request *rs, size_t n, 
  * is written.
  */
 static int
-run_filter(struct clients *cl, struct figures *figures)
+run_filter(struct cli_clients *cl, struct figures *figures)
 {
 	size_t max = (size_t)cl->cfg.cache_pipeline_size;
 	struct filter_request *rs = calloc(max, sizeof(*rs));
@@ -1094,7 +1016,7 @@ int
 main(int argc, char **argv)
 {
 	struct options o = { 0 };
-	struct clients cl = { 0 };
+	struct cli_clients cl = { 0 };
 	struct figures figures = { 0 };
 	struct ace_procstats_writer *writer = NULL;
 	const char *command;
@@ -1146,6 +1068,6 @@ main(int argc, char **argv)
 	else
 		status = run_filter(&cl, writer != NULL ? &figures : NULL);
 	stop_figures(writer, &figures);
-	close_clients(&cl);
+	cli_close_clients(&cl);
 	return cli_close_stdout(status);
 }

@@ -96,19 +96,11 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* A flag's value, applied to the configuration after ace.yaml and the environment. */
-struct flag_value {
-	const char *key;
-	const char *flag;
-	const char *value;
-};
-
 struct options {
 	const char *config;
 	const char *rejects;
 	bool quiet;
-	struct flag_value flags[16];
-	int nflags;
+	struct cli_flags flags;
 };
 
 /* The first signal stops reading; the second stops retrying. */
@@ -202,15 +194,6 @@ on_reject(void *ctx, const struct ace_reject *r)
 }
 
 static void
-add_flag(struct options *o, const char *key, const char *flag, const char *value)
-{
-	o->flags[o->nflags].key = key;
-	o->flags[o->nflags].flag = flag;
-	o->flags[o->nflags].value = value;
-	o->nflags++;
-}
-
-static void
 parse_options(int argc, char **argv, struct options *o)
 {
 	int c;
@@ -218,16 +201,16 @@ parse_options(int argc, char **argv, struct options *o)
 	while ((c = getopt_long(argc, argv, "c:d:b:t:w:r:qhV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->config = optarg; break;
-		case 'd': add_flag(o, "database.url", "--database-url", optarg); break;
-		case 'b': add_flag(o, "ingest.batch_size", "--batch-size", optarg); break;
-		case 't': add_flag(o, "ingest.batch_timeout", "--batch-timeout", optarg); break;
-		case 'w': add_flag(o, "ingest.workers", "--workers", optarg); break;
+		case 'd': cli_flags_add(&o->flags, "database.url", "--database-url", optarg); break;
+		case 'b': cli_flags_add(&o->flags, "ingest.batch_size", "--batch-size", optarg); break;
+		case 't': cli_flags_add(&o->flags, "ingest.batch_timeout", "--batch-timeout", optarg); break;
+		case 'w': cli_flags_add(&o->flags, "ingest.workers", "--workers", optarg); break;
 		case 'r': o->rejects = optarg; break;
-		case OPT_RETRY_TIMEOUT: add_flag(o, "ingest.retry_timeout", "--retry-timeout", optarg); break;
-		case OPT_MAX_LINE_BYTES: add_flag(o, "ingest.max_line_bytes", "--max-line-bytes", optarg); break;
+		case OPT_RETRY_TIMEOUT: cli_flags_add(&o->flags, "ingest.retry_timeout", "--retry-timeout", optarg); break;
+		case OPT_MAX_LINE_BYTES: cli_flags_add(&o->flags, "ingest.max_line_bytes", "--max-line-bytes", optarg); break;
 		case 'q': o->quiet = true; break;
-		case OPT_LOG_LEVEL: add_flag(o, "log.level", "--log-level", optarg); break;
-		case OPT_LOG_FORMAT: add_flag(o, "log.format", "--log-format", optarg); break;
+		case OPT_LOG_LEVEL: cli_flags_add(&o->flags, "log.level", "--log-level", optarg); break;
+		case OPT_LOG_FORMAT: cli_flags_add(&o->flags, "log.format", "--log-format", optarg); break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(cli_close_stdout(EXIT_OK));
@@ -238,8 +221,6 @@ parse_options(int argc, char **argv, struct options *o)
 			fprintf(stderr, "Try '%s --help' for more information.\n", cli_program);
 			exit(EXIT_USAGE);
 		}
-		if (o->nflags == (int)(sizeof(o->flags) / sizeof(o->flags[0])))
-			cli_usage_error("too many options");
 	}
 }
 
@@ -427,8 +408,7 @@ main(int argc, char **argv)
 	cli_program = "ace-ingest";
 	parse_options(argc, argv, &o);
 	cli_load_config(&cfg, o.config);
-	for (int i = 0; i < o.nflags; i++)
-		cli_set(&cfg, o.flags[i].key, o.flags[i].value, o.flags[i].flag);
+	cli_flags_apply(&cfg, &o.flags);
 	cli_setup_log(&cfg);
 
 	/* Open every input first, so that a typo fails before anything is written. */

@@ -138,13 +138,6 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* A flag's value, applied to the configuration after ace.yaml and the environment. */
-struct flag_value {
-	const char *key;
-	const char *flag;
-	const char *value;
-};
-
 struct options {
 	const char *config;
 	const char *output;
@@ -154,8 +147,7 @@ struct options {
 	bool no_publish;
 	bool only_drift;
 	bool json;
-	struct flag_value flags[8];
-	int nflags;
+	struct cli_flags flags;
 	/* Options that belong to one command, for the check after parsing. */
 	struct {
 		const char *option;
@@ -163,25 +155,6 @@ struct options {
 	} owned[16];
 	int nowned;
 };
-
-/* The clients a command uses; each is NULL until opened. */
-struct clients {
-	struct ace_config cfg;
-	struct ace_pool *pool;
-	struct ace_redis *redis;
-	struct ace_cache *cache;
-};
-
-static void
-add_flag(struct options *o, const char *key, const char *flag, const char *value)
-{
-	if (o->nflags == (int)(sizeof(o->flags) / sizeof(o->flags[0])))
-		cli_usage_error("too many options");
-	o->flags[o->nflags].key = key;
-	o->flags[o->nflags].flag = flag;
-	o->flags[o->nflags].value = value;
-	o->nflags++;
-}
 
 /* Remembers that an option of one command was given, so another command can reject it. */
 static void
@@ -202,14 +175,14 @@ parse_options(int argc, char **argv, struct options *o)
 	while ((c = getopt_long(argc, argv, "c:d:r:w:m:o:f:hV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->config = optarg; break;
-		case 'd': add_flag(o, "database.url", "--database-url", optarg); break;
-		case 'r': add_flag(o, "redis.url", "--redis-url", optarg); break;
+		case 'd': cli_flags_add(&o->flags, "database.url", "--database-url", optarg); break;
+		case 'r': cli_flags_add(&o->flags, "redis.url", "--redis-url", optarg); break;
 		case 'w':
-			add_flag(o, "stats.baseline_window", "--window", optarg);
+			cli_flags_add(&o->flags, "stats.baseline_window", "--window", optarg);
 			command_option(o, "--window", "baselines");
 			break;
 		case 'm':
-			add_flag(o, "stats.min_samples", "--min-samples", optarg);
+			cli_flags_add(&o->flags, "stats.min_samples", "--min-samples", optarg);
 			command_option(o, "--min-samples", "baselines");
 			break;
 		case OPT_NO_PUBLISH:
@@ -240,8 +213,8 @@ parse_options(int argc, char **argv, struct options *o)
 			o->format = optarg;
 			command_option(o, "--format", "report");
 			break;
-		case OPT_LOG_LEVEL: add_flag(o, "log.level", "--log-level", optarg); break;
-		case OPT_LOG_FORMAT: add_flag(o, "log.format", "--log-format", optarg); break;
+		case OPT_LOG_LEVEL: cli_flags_add(&o->flags, "log.level", "--log-level", optarg); break;
+		case OPT_LOG_FORMAT: cli_flags_add(&o->flags, "log.format", "--log-format", optarg); break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(cli_close_stdout(EXIT_OK));
@@ -279,63 +252,9 @@ report_pg_error(const struct ace_error *err)
 		cli_error("%s", err->message);
 }
 
-/* Opens the pool (size connections, no overflow), the Redis client and the cache over both. */
-static void
-open_clients(struct clients *cl, int pool_size)
-{
-	struct ace_pool_options po = {
-		.conninfo = cl->cfg.database_url,
-		.application_name = "ace-stats",
-		.size = pool_size,
-		.max_overflow = 0,
-		.recycle = cl->cfg.pool_recycle,
-		.timeout = cl->cfg.pool_timeout,
-		.connect_timeout = cl->cfg.connect_timeout,
-	};
-	struct ace_redis_options ro = {
-		.url = cl->cfg.redis_url,
-		.max_connections = cl->cfg.redis_max_connections,
-		.connect_timeout = cl->cfg.redis_connect_timeout,
-		.command_timeout = cl->cfg.redis_command_timeout,
-		.breaker_failures = cl->cfg.redis_breaker_failures,
-		.breaker_cooldown = cl->cfg.redis_breaker_cooldown,
-	};
-	struct ace_error err;
-
-	cl->pool = ace_pool_new(&po, &err);
-	if (cl->pool != NULL)
-		cl->redis = ace_redis_new(&ro, &err);
-	if (cl->redis != NULL) {
-		struct ace_cache_options co = {
-			.redis = cl->redis,
-			.pool = cl->pool,
-			.playbook_ttl = cl->cfg.playbook_ttl,
-			.baseline_ttl = cl->cfg.baseline_ttl,
-			.negative_ttl = cl->cfg.negative_ttl,
-			.jitter_percent = cl->cfg.ttl_jitter_percent,
-			.lock_timeout = cl->cfg.cache_lock_timeout,
-		};
-
-		cl->cache = ace_cache_new(&co, &err);
-	}
-	if (cl->cache == NULL) {
-		cli_error("%s", err.message);
-		exit(err.code == ACE_ERR_INVALID ? EXIT_CONFIG : EXIT_SOFTWARE);
-	}
-}
-
-static void
-close_clients(struct clients *cl)
-{
-	ace_cache_free(cl->cache);
-	ace_redis_free(cl->redis);
-	ace_pool_free(cl->pool);
-	ace_config_release(&cl->cfg);
-}
-
 /* Opens one connection outside the pool; prints the failure and sets *status when it fails. */
 static PGconn *
-connect_db(const struct clients *cl, int *status)
+connect_db(const struct cli_clients *cl, int *status)
 {
 	char shown[512];
 	struct ace_error err;
@@ -354,7 +273,7 @@ connect_db(const struct clients *cl, int *status)
 /* --- baselines ------------------------------------------------------------------ */
 
 static int
-run_baselines(struct clients *cl, const struct options *o)
+run_baselines(struct cli_clients *cl, const struct options *o)
 {
 	struct ace_baseline_options bo = { cl->cfg.baseline_window, cl->cfg.min_samples };
 	struct ace_baseline_summary sum;
@@ -479,7 +398,7 @@ drift_input(struct drift_run *run, const char *source, int fd, long max_line)
 }
 
 static int
-run_drift(struct clients *cl, const struct options *o, int argc, char **argv)
+run_drift(struct cli_clients *cl, const struct options *o, int argc, char **argv)
 {
 	struct ace_drift_options dopt = {
 		.cache = cl->cache,
@@ -714,7 +633,7 @@ prom_processes(struct ace_buf *out, const struct ace_procstats *procs, size_t n)
 }
 
 static int
-run_prom(struct clients *cl, const struct options *o)
+run_prom(struct cli_clients *cl, const struct options *o)
 {
 	struct ace_buf out = ACE_BUF_INIT;
 	struct ace_dbstats db;
@@ -780,7 +699,7 @@ run_prom(struct clients *cl, const struct options *o)
 /* --- health ------------------------------------------------------------------------- */
 
 static int
-run_health(struct clients *cl, const struct options *o)
+run_health(struct cli_clients *cl, const struct options *o)
 {
 	struct ace_health_check checks[ACE_HEALTH_CHECKS];
 	struct ace_migration_set set;
@@ -925,7 +844,7 @@ report_row(void *ctx, const struct ace_report_row *r)
 }
 
 static int
-run_report(struct clients *cl, const struct options *o)
+run_report(struct cli_clients *cl, const struct options *o)
 {
 	int64_t now = ace_now_us();
 	int64_t since = parse_when("--since", o->since ? o->since : "24h", now);
@@ -967,7 +886,7 @@ int
 main(int argc, char **argv)
 {
 	struct options o = { 0 };
-	struct clients cl = { 0 };
+	struct cli_clients cl = { 0 };
 	const char *command;
 	int status;
 
@@ -990,11 +909,10 @@ main(int argc, char **argv)
 			cli_usage_error("%s applies to %s only", o.owned[i].option, o.owned[i].command);
 
 	cli_load_config(&cl.cfg, o.config);
-	for (int i = 0; i < o.nflags; i++)
-		cli_set(&cl.cfg, o.flags[i].key, o.flags[i].value, o.flags[i].flag);
+	cli_flags_apply(&cl.cfg, &o.flags);
 	cli_setup_log(&cl.cfg);
 	signal(SIGPIPE, SIG_IGN);
-	open_clients(&cl, 1);
+	cli_open_clients(&cl, 1, 0);
 
 	if (strcmp(command, "baselines") == 0)
 		status = run_baselines(&cl, &o);
@@ -1007,6 +925,6 @@ main(int argc, char **argv)
 	else
 		status = run_report(&cl, &o);
 
-	close_clients(&cl);
+	cli_close_clients(&cl);
 	return cli_close_stdout(status);
 }

@@ -1,4 +1,4 @@
-/* What the ace binaries share: exit statuses, messages, configuration from flags. */
+/* Exit statuses, messages, configuration flags and clients that the ace binaries share. */
 #ifndef ACE_CLI_H
 #define ACE_CLI_H
 
@@ -6,6 +6,10 @@
 #include <stdio.h>
 
 #include "ace/config.h"
+
+struct ace_cache;
+struct ace_pool;
+struct ace_redis;
 
 /* Exit statuses follow sysexits(3), so scripts can tell failures apart. */
 enum {
@@ -38,8 +42,45 @@ void cli_load_config(struct ace_config *cfg, const char *config_path);
 /* Sets a key from a flag's argument; prints the error and exits with EXIT_USAGE when invalid. */
 void cli_set(struct ace_config *cfg, const char *key, const char *value, const char *flag);
 
+/*
+ * Configuration flags collected during getopt, so that they are applied
+ * after ace.yaml and the environment, which they override.
+ */
+struct cli_flags {
+	struct {
+		const char *key;	/* configuration key, such as "log.level" */
+		const char *flag;	/* the option as given, for messages */
+		const char *value;
+	} item[16];
+	int count;
+};
+
+/* Appends a flag, or prints "too many options" and exits with EXIT_USAGE when flags is full. */
+void cli_flags_add(struct cli_flags *flags, const char *key, const char *flag, const char *value);
+
+/* Sets every flag in cfg, in the order given, as cli_set does. */
+void cli_flags_apply(struct ace_config *cfg, const struct cli_flags *flags);
+
 /* Sets up libace logging to stderr from cfg. */
 void cli_setup_log(const struct ace_config *cfg);
+
+/* The PostgreSQL pool, Redis client and cache that ace-cache and ace-stats open. */
+struct cli_clients {
+	struct ace_config cfg;
+	struct ace_pool *pool;
+	struct ace_redis *redis;
+	struct ace_cache *cache;
+};
+
+/*
+ * Opens the pool (pool_size connections, max_overflow more), the Redis client
+ * and the cache over both, from cl->cfg, named cli_program in PostgreSQL.
+ * Prints the error and exits with EXIT_CONFIG or EXIT_SOFTWARE when that fails.
+ */
+void cli_open_clients(struct cli_clients *cl, int pool_size, int max_overflow);
+
+/* Frees the clients and releases cl->cfg. */
+void cli_close_clients(struct cli_clients *cl);
 
 /*
  * Flushes and closes stdout and returns EXIT_IOERR when that fails (a full
