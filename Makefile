@@ -56,9 +56,20 @@ $(BUILD)/obj/cli.o: cmd/cli.c cmd/cli.h $(wildcard libace/include/ace/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/bin/%: cmd/%.c cmd/cli.h $(BUILD)/obj/cli.o $(LIB)
+# cmd/NAME_*.c are the other files of ace-NAME, linked into that binary only.
+$(BUILD)/obj/cmd/%.o: cmd/%.c $(wildcard cmd/*.h libace/include/ace/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/cli.o $(LIB) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+cmd_objects = $(patsubst cmd/%.c,$(BUILD)/obj/cmd/%.o,$(wildcard cmd/$(1)_*.c))
+
+$(BUILD)/bin/ace-cache: $(call cmd_objects,cache)
+$(BUILD)/bin/ace-stats: $(call cmd_objects,stats)
+
+$(BUILD)/bin/%: cmd/%.c $(wildcard cmd/*.h) $(BUILD)/obj/cli.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(filter $(BUILD)/obj/cmd/%.o,$^) \
+	    $(BUILD)/obj/cli.o $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(@D)
