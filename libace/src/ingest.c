@@ -424,13 +424,18 @@ ace_ingest_add(struct ace_ingest *ing, const char *source, uint64_t line_no,
 	struct ace_batch *b = ing->current;
 	struct ace_metric_error me;
 	size_t off = b->rows.len;
-	int rc = fatal_status(ing, err);
+	int rc;
 
+	/* One critical section per record: check for a fatal error and count the line. */
+	pthread_mutex_lock(&ing->lock);
+	rc = ing->fatal;
+	if (rc != ACE_OK && err != NULL)
+		*err = ing->fatal_err;
+	else if (rc == ACE_OK)
+		ing->stats.read++;
+	pthread_mutex_unlock(&ing->lock);
 	if (rc != ACE_OK)
 		return rc;
-	pthread_mutex_lock(&ing->lock);
-	ing->stats.read++;
-	pthread_mutex_unlock(&ing->lock);
 
 	if (ace_metric_line_to_row(line, len, ace_now_us(), &b->rows, &me) < 0) {
 		struct ace_reject r = {
