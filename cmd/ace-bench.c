@@ -18,10 +18,6 @@
 #include "ace/log.h"
 #include "cli.h"
 
-#ifndef ACE_VERSION
-#define ACE_VERSION "0.1.0"
-#endif
-
 /* Statuses of ace-bench besides the sysexits ones in cli.h. */
 enum {
 	EXIT_MISSED = 1,	/* the run completed and missed at least one target */
@@ -170,14 +166,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_LOG_LEVEL: cli_flags_add(&o->flags, "log.level", "--log-level", optarg); break;
 		case OPT_LOG_FORMAT: cli_flags_add(&o->flags, "log.format", "--log-format", optarg); break;
 		case 'h':
-			fputs(usage_text, stdout);
-			exit(cli_close_stdout(EXIT_OK));
+			cli_help_exit(usage_text);
 		case 'V':
-			printf("ace-bench %s\n", ACE_VERSION);
-			exit(cli_close_stdout(EXIT_OK));
+			cli_version_exit();
 		default:
-			fprintf(stderr, "Try '%s --help' for more information.\n", cli_program);
-			exit(EXIT_USAGE);
+			cli_bad_option_exit();
 		}
 	}
 	if (optind < argc)

@@ -25,10 +25,6 @@
 #include "ace/procstats.h"
 #include "cli.h"
 
-#ifndef ACE_VERSION
-#define ACE_VERSION "0.1.0"
-#endif
-
 static const char usage_text[] =
 "Usage: ace-ingest [OPTION]... [FILE]...\n"
 "Read NDJSON metric records from FILEs (or standard input; '-' means standard\n"
@@ -212,14 +208,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_LOG_LEVEL: cli_flags_add(&o->flags, "log.level", "--log-level", optarg); break;
 		case OPT_LOG_FORMAT: cli_flags_add(&o->flags, "log.format", "--log-format", optarg); break;
 		case 'h':
-			fputs(usage_text, stdout);
-			exit(cli_close_stdout(EXIT_OK));
+			cli_help_exit(usage_text);
 		case 'V':
-			printf("ace-ingest %s\n", ACE_VERSION);
-			exit(cli_close_stdout(EXIT_OK));
+			cli_version_exit();
 		default:
-			fprintf(stderr, "Try '%s --help' for more information.\n", cli_program);
-			exit(EXIT_USAGE);
+			cli_bad_option_exit();
 		}
 	}
 }

@@ -18,10 +18,6 @@
 #include "ace/storage.h"
 #include "cli.h"
 
-#ifndef ACE_VERSION
-#define ACE_VERSION "0.1.0"
-#endif
-
 #define COMMAND_NAMES "up, down, status, new, policies, verify or maintain"
 
 static const char usage_text[] =
@@ -123,14 +119,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_LOG_LEVEL: o->log_level = optarg; break;
 		case OPT_LOG_FORMAT: o->log_format = optarg; break;
 		case 'h':
-			fputs(usage_text, stdout);
-			exit(cli_close_stdout(EXIT_OK));
+			cli_help_exit(usage_text);
 		case 'V':
-			printf("ace-migrate %s\n", ACE_VERSION);
-			exit(cli_close_stdout(EXIT_OK));
+			cli_version_exit();
 		default:
-			fprintf(stderr, "Try '%s --help' for more information.\n", cli_program);
-			exit(EXIT_USAGE);
+			cli_bad_option_exit();
 		}
 	}
 }

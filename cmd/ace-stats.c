@@ -32,10 +32,6 @@
 #include "ace-stats.h"
 #include "cli.h"
 
-#ifndef ACE_VERSION
-#define ACE_VERSION "0.1.0"
-#endif
-
 static const char usage_text[] =
 "Usage: ace-stats [OPTION]... baselines [--window DURATION] [--min-samples N]\n"
 "   or: ace-stats [OPTION]... drift [--only-drift] [FILE]...\n"
@@ -188,14 +184,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_LOG_LEVEL: cli_flags_add(&o->flags, "log.level", "--log-level", optarg); break;
 		case OPT_LOG_FORMAT: cli_flags_add(&o->flags, "log.format", "--log-format", optarg); break;
 		case 'h':
-			fputs(usage_text, stdout);
-			exit(cli_close_stdout(EXIT_OK));
+			cli_help_exit(usage_text);
 		case 'V':
-			printf("ace-stats %s\n", ACE_VERSION);
-			exit(cli_close_stdout(EXIT_OK));
+			cli_version_exit();
 		default:
-			fprintf(stderr, "Try '%s --help' for more information.\n", cli_program);
-			exit(EXIT_USAGE);
+			cli_bad_option_exit();
 		}
 	}
 }

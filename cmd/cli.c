@@ -38,6 +38,27 @@ cli_usage_error(const char *fmt, ...)
 }
 
 void
+cli_help_exit(const char *usage_text)
+{
+	fputs(usage_text, stdout);
+	exit(cli_close_stdout(EXIT_OK));
+}
+
+void
+cli_version_exit(void)
+{
+	printf("%s %s\n", cli_program, ACE_VERSION);
+	exit(cli_close_stdout(EXIT_OK));
+}
+
+void
+cli_bad_option_exit(void)
+{
+	fprintf(stderr, "Try '%s --help' for more information.\n", cli_program);
+	exit(EXIT_USAGE);
+}
+
+void
 cli_load_config(struct ace_config *cfg, const char *config_path)
 {
 	struct ace_error err;

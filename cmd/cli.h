@@ -25,7 +25,20 @@ enum {
 	EXIT_CONFIG = 78,	/* invalid configuration */
 };
 
+#ifndef ACE_VERSION
+#define ACE_VERSION "0.1.0"
+#endif
+
 extern const char *cli_program;
+
+/* Prints usage_text on stdout and exits 0, or EXIT_IOERR when stdout fails. */
+void cli_help_exit(const char *usage_text) __attribute__((noreturn));
+
+/* Prints "program VERSION" on stdout and exits like cli_help_exit(). */
+void cli_version_exit(void) __attribute__((noreturn));
+
+/* Prints "Try 'program --help'." on stderr and exits with EXIT_USAGE, after getopt's own message. */
+void cli_bad_option_exit(void) __attribute__((noreturn));
 
 /* Prints "program: message" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
