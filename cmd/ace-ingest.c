@@ -112,9 +112,9 @@ static int wake_pipe[2] = { -1, -1 };
 static void
 on_signal(int sig)
 {
-	(void)sig;
 	int saved = errno;
 
+	(void)sig;
 	signals_seen++;
 	if (signals_seen > 1)
 		stop_retrying = 1;
@@ -233,7 +233,7 @@ install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* What the stats file of this process reads, from the writer's thread. */
+/* The sources of this process's stats file, read from the writer's thread. */
 struct figures {
 	struct ace_pool *pool;
 	struct ace_ingest *ing;

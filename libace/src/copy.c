@@ -30,11 +30,16 @@ record_failure(struct ace_copy_result *out, PGconn *pg, const PGresult *res, con
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *column = res ? PQresultErrorField(res, PG_DIAG_COLUMN_NAME) : NULL;
 	const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+	const char *field = "";
 
+	/* Name the column when the server does, else the constraint. */
+	if (column != NULL)
+		field = column;
+	else if (constraint != NULL)
+		field = constraint;
 	ace_pg_error(&out->err, pg, res, what);
 	snprintf(out->sqlstate, sizeof(out->sqlstate), "%s", state ? state : "");
-	snprintf(out->field, sizeof(out->field), "%s",
-	    column ? column : constraint ? constraint : "");
+	snprintf(out->field, sizeof(out->field), "%s", field);
 	return out->err.code;
 }
 

@@ -114,7 +114,7 @@ put_json_escaped(struct ace_buf *out, const char *s)
 	}
 }
 
-/* Appends a logfmt value, quoted when it is empty or holds space, '=' or '"'. */
+/* Appends a logfmt value, quoted when it is empty or contains a space, '=' or '"'. */
 static void
 put_logfmt_value(struct ace_buf *out, const char *s)
 {

@@ -53,7 +53,7 @@ void ace_batch_reset(struct ace_batch *b);
 int ace_batch_commit_row(struct ace_batch *b, size_t row_off, const char *source,
     uint64_t line, const char *raw, size_t raw_len, double now);
 
-/* Whether the batch holds batch_size rows or more. */
+/* Returns whether the batch has batch_size rows or more. */
 bool ace_batch_full(const struct ace_batch *b, int batch_size);
 
 /* Monotonic time at which a non-empty batch is due: its first row's arrival plus timeout; 0 when empty. */

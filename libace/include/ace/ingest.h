@@ -77,7 +77,7 @@ void ace_ingest_reject(struct ace_ingest *ing, const struct ace_reject *reject);
 /* Monotonic time (ace_monotonic()) at which the current batch is due, or 0 when it is empty. */
 double ace_ingest_deadline(const struct ace_ingest *ing);
 
-/* Hands the current batch to the workers now, if it holds anything.  May block like ace_ingest_add(). */
+/* Hands the current batch to the workers now, if it has any rows.  May block like ace_ingest_add(). */
 int ace_ingest_flush(struct ace_ingest *ing, struct ace_error *err);
 
 /*

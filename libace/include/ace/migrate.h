@@ -75,7 +75,7 @@ struct ace_migration_status {
 int ace_migrate_status(PGconn *pg, const struct ace_migration_set *set,
     struct ace_migration_status **out, size_t *count, struct ace_error *err);
 
-/* What ace_migrate_up() and ace_migrate_down() report before and after each step. */
+/* Callbacks and switches of ace_migrate_up() and ace_migrate_down(). */
 struct ace_migrate_hooks {
 	/* Called before running a migration; sql is what will run. */
 	void (*before)(void *ctx, const struct ace_migration *m, bool up, const char *sql);
