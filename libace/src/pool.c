@@ -230,7 +230,7 @@ close_conn(struct ace_conn *conn)
 }
 
 /*
- * Returns whether an idle connection is still usable: libpq says it is open
+ * Returns whether an idle connection is still usable: libpq reports it open
  * and idle, and the socket has nothing unread.  A readable idle socket means
  * the server sent something unprompted (usually a FATAL before closing).
  */
