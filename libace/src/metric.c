@@ -1,5 +1,6 @@
 /* Turns one NDJSON line into a validated metric and a COPY text row. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -274,6 +275,29 @@ ace_format_timestamp(int64_t us, char *out)
 	    (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)frac);
 }
 
+/*
+ * Fills buf whole from getrandom(2), which may return fewer bytes when a
+ * signal interrupts it.  Without the call (ENOSYS, before Linux 3.17) the
+ * bytes come from the clock and rand(), which is enough for unique ids in
+ * practice but not unpredictable.
+ */
+static void
+fill_random(unsigned char *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t got = getrandom(buf + done, len - done, 0);
+
+		if (got > 0) {
+			done += (size_t)got;
+		} else if (got < 0 && errno != EINTR) {
+			for (; done < len; done++)
+				buf[done] = (unsigned char)(ace_now_us() >> (done % 8) * 8) ^ (unsigned char)rand();
+		}
+	}
+}
+
 /* Random bytes from getrandom(2), fetched 4 KiB at a time per thread. */
 static void
 random_bytes(unsigned char *out, size_t n)
@@ -285,15 +309,8 @@ random_bytes(unsigned char *out, size_t n)
 		size_t take;
 
 		if (left == 0) {
-			ssize_t got = getrandom(pool, sizeof(pool), 0);
-
-			if (got <= 0) {
-				/* NOTE: getrandom only fails before the kernel pool is seeded; fall back to time. */
-				for (size_t i = 0; i < sizeof(pool); i++)
-					pool[i] = (unsigned char)(ace_now_us() >> (i % 8) * 8) ^ (unsigned char)rand();
-				got = sizeof(pool);
-			}
-			left = (size_t)got;
+			fill_random(pool, sizeof(pool));
+			left = sizeof(pool);
 		}
 		take = n < left ? n : left;
 		memcpy(out, pool + sizeof(pool) - left, take);
